@@ -1,0 +1,25 @@
+# The two commands of the README: `make demo` (the main job) and `make test`.
+SHELL := /bin/bash
+VENV := .venv/bin
+DATASET ?= ../shared/datasets/snips
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test bench clean
+
+setup:
+	@bash scripts/setup_env.sh
+
+## The main job: local broker, topics, the ingest agents, a dataset replay, the cluster summary.
+demo: setup
+	@$(VENV)/odia demo --dataset "$(DATASET)"
+
+## Every test, as CI runs them (real broker, real store, real packaged models).
+test: setup
+	@HF_HUB_OFFLINE=1 $(VENV)/python -m pytest -q -rs $(PYTEST_ARGS)
+
+bench: setup
+	@$(VENV)/odia bench ingest
+
+clean:
+	-@$(VENV)/odia broker down 2>/dev/null || true
+	rm -rf .odia reports

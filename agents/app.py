@@ -1,0 +1,36 @@
+"""The Faust application of odia-stream, built from settings (no module-level globals)."""
+
+from __future__ import annotations
+
+import socket
+
+import faust
+
+from odia_stream.settings import OdiaSettings
+
+
+def broker_url(bootstrap_servers: str) -> str:
+    """Faust's broker URL for a Kafka bootstrap list (``h1:9092,h2:9092``)."""
+    return ";".join(f"kafka://{h.strip()}" for h in bootstrap_servers.split(",") if h.strip())
+
+
+def create_app(settings: OdiaSettings) -> faust.App:
+    """A Faust app talking to ``settings.kafka.bootstrap_servers``; topics are created by
+    ``odia topics create`` beforehand (Faust's own topic declaration is not relied upon)."""
+    return faust.App(
+        settings.app_id,
+        broker=broker_url(settings.kafka.bootstrap_servers),
+        store="memory://",
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_partitions=settings.topics.fc_logs.partitions,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+        consumer_group_instance_id=settings.kafka.group_instance_id or f"{settings.app_id}-{socket.gethostname()}",
+        broker_session_timeout=30.0,
+    )

@@ -1,0 +1,157 @@
+"""The ingest agent: fc-logs → validate (DLQ) → offset-aligned micro-batches → the learner →
+cluster-state and retrain-trigger topics. All decisions live in ``odia_stream``.
+
+Offsets are acknowledged manually, in offset order, only after a batch is applied and its
+outputs are flushed to the broker, so a crash never loses an input and a replay never counts
+one twice (the learner skips applied offsets and seen event ids).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from odia_stream.clustering import OffsetAlignedBatcher, OnlineClusterLearner, SourcedItem
+from odia_stream.clustering.learner import BatchOutcome
+from odia_stream.settings import OdiaSettings
+from odia_stream.validation import InvalidEvent, parse_event
+from schemas import ClusterState, DeadLetter, FCLogEvent, RetrainTrigger
+
+log = logging.getLogger("odia.agents.ingest")
+
+
+@dataclass
+class IngestCounters:
+    """What the agent has seen since it started."""
+
+    received: int = 0
+    accepted: int = 0
+    dead_lettered: int = 0
+    duplicates: int = 0
+    replayed: int = 0
+    batches: int = 0
+    states_published: int = 0
+    triggers_published: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    event: Any  # faust.Event (acked after its batch)
+    parsed: FCLogEvent | None
+
+
+class IngestService:
+    """Wires the learner into a Faust app: one agent on fc-logs and an idle-flush timer."""
+
+    def __init__(self, app: faust.App, settings: OdiaSettings, learner: OnlineClusterLearner) -> None:
+        self.app = app
+        self.settings = settings
+        self.learner = learner
+        t = settings.topics
+        self.fc_logs = app.topic(t.fc_logs.name, partitions=t.fc_logs.partitions, allow_empty=True)
+        self.dlq = app.topic(t.dead_letters.name, partitions=t.dead_letters.partitions)
+        self.states = app.topic(t.cluster_state.name, partitions=t.cluster_state.partitions)
+        self.triggers = app.topic(t.retrain_triggers.name, partitions=t.retrain_triggers.partitions)
+        self.batcher: OffsetAlignedBatcher[_Pending] = OffsetAlignedBatcher(settings.clustering.batch_size)
+        self.counters = IngestCounters()
+        self._lock = asyncio.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="odia-learner")
+        self._started = False
+        app.agent(self.fc_logs, name="odia-ingest", concurrency=1)(self._consume)
+        app.timer(interval=max(0.2, settings.clustering.batch_timeout_s / 2), on_leader=False)(self._flush_idle)
+        app.task(self._republish_unpublished)
+
+    # -- outputs -------------------------------------------------------------------------------
+    async def _dead_letter(self, message: Any, raw: bytes | None, err: InvalidEvent) -> None:
+        letter = DeadLetter(
+            reason_code=err.code,
+            reason=err.reason,
+            source_topic=message.topic,
+            source_partition=message.partition,
+            source_offset=message.offset,
+            source_key_b64=DeadLetter.encode(message.key) if message.key is not None else None,
+            raw_b64=DeadLetter.encode(raw),
+            event_id=err.event_id,
+        )
+        await self.dlq.send(key=message.key, value=letter.model_dump_json().encode())
+        self.counters.dead_lettered += 1
+
+    async def _publish(self, states: list[ClusterState], triggers: list[RetrainTrigger]) -> None:
+        for state in states:
+            await self.states.send(key=state.cluster_id.encode(), value=state.model_dump_json().encode())
+        for trig in triggers:
+            await self.triggers.send(key=trig.app.encode(), value=trig.model_dump_json().encode())
+        await self.app.producer.flush()
+        self.counters.states_published += len(states)
+        self.counters.triggers_published += len(triggers)
+
+    async def _republish_unpublished(self) -> None:
+        """On start: publish what a crash left committed but unpublished."""
+        async with self._lock:
+            states, triggers = self.learner.unpublished()
+            if states or triggers:
+                log.info("republishing %d states and %d triggers left by a previous run", len(states), len(triggers))
+                await self._publish(states, triggers)
+            self.learner.mark_published(self.learner.state_version)
+
+    # -- the stream ----------------------------------------------------------------------------
+    async def _consume(self, stream: faust.StreamT) -> None:
+        async for event in stream.noack().events():
+            msg = event.message
+            self.counters.received += 1
+            parsed: FCLogEvent | None = None
+            try:
+                parsed = parse_event(event.value)
+            except InvalidEvent as err:
+                if not self.learner.is_applied(msg.topic, msg.partition, msg.offset):
+                    await self._dead_letter(msg, event.value, err)
+            item = SourcedItem(msg.topic, msg.partition, msg.offset, _Pending(event, parsed))
+            for batch in self.batcher.add(item):
+                await self._process(batch)
+
+    async def _flush_idle(self) -> None:
+        for batch in self.batcher.flush(older_than_s=self.settings.clustering.batch_timeout_s):
+            await self._process(batch)
+
+    async def _process(self, batch: list[SourcedItem[_Pending]]) -> None:
+        async with self._lock:
+            valid = [SourcedItem(i.topic, i.partition, i.offset, i.payload.parsed) for i in batch if i.payload.parsed]
+            rejected = [(i.topic, i.partition, i.offset) for i in batch if i.payload.parsed is None]
+            loop = asyncio.get_running_loop()
+            try:
+                outcome: BatchOutcome = await loop.run_in_executor(
+                    self._executor, self.learner.process, valid, rejected  # type: ignore[arg-type]
+                )
+            except Exception as exc:  # a bug or a broken model must not take the worker down
+                log.exception("batch of %d failed; dead-lettering it", len(batch))
+                self.counters.errors.append(repr(exc))
+                err_reason = f"processing failed: {exc!r}"
+                for i in batch:
+                    if i.payload.parsed is not None:
+                        await self._dead_letter(
+                            i.payload.event.message, i.payload.event.value,
+                            InvalidEvent("processing_error", err_reason, i.payload.parsed.event_id),
+                        )
+                await self.app.producer.flush()
+            else:
+                await self._publish(outcome.changed, outcome.triggers)
+                await loop.run_in_executor(self._executor, self.learner.mark_published, outcome.state_version)
+                self.counters.accepted += outcome.accepted
+                self.counters.duplicates += outcome.duplicates
+                self.counters.replayed += outcome.replayed
+                self.counters.batches += 1
+                log.info(
+                    "batch: %d in, %d accepted, %d dup, %d replayed, %d new queries, %d new clusters, %d merged, "
+                    "%d states, %d triggers",
+                    outcome.received + len(rejected), outcome.accepted, outcome.duplicates, outcome.replayed,
+                    outcome.new_queries, outcome.new_clusters, outcome.merged_clusters, len(outcome.changed),
+                    len(outcome.triggers),
+                )
+            for i in batch:
+                i.payload.event.ack()

@@ -1,0 +1,125 @@
+"""Run the ingest worker as a separate process and watch its progress through Kafka.
+
+Used by ``odia demo`` and the integration tests: the worker runs exactly as in production
+(its own process, configured by ``ODIA_`` environment variables), and progress is read from
+the consumer group's committed offsets, as an operator would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+
+from odia_stream.settings import OdiaSettings
+
+
+def settings_env(settings: OdiaSettings) -> dict[str, str]:
+    """``ODIA_`` environment variables that reproduce ``settings`` in a child process."""
+    env: dict[str, str] = {
+        "ODIA_STATE_DIR": str(Path(settings.state_dir).resolve()),
+        "ODIA_APP_ID": settings.app_id,
+        "ODIA_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "ODIA_KAFKA__LOCAL_PORT": str(settings.kafka.local_port),
+        "ODIA_EMBEDDING__MODEL": settings.embedding.model,
+        "ODIA_STORE__BACKEND": settings.store.backend,
+        "ODIA_STORE__COLLECTION": settings.store.collection,
+    }
+    if settings.kafka.group_instance_id:
+        env["ODIA_KAFKA__GROUP_INSTANCE_ID"] = settings.kafka.group_instance_id
+    if settings.store.url:
+        env["ODIA_STORE__URL"] = settings.store.url
+    for group in ("topics", "clustering", "triggers"):
+        env[f"ODIA_{group.upper()}"] = getattr(settings, group).model_dump_json()
+    return env
+
+
+class WorkerProcess:
+    """The ingest worker in a child process (``python -m agents.worker``)."""
+
+    def __init__(self, settings: OdiaSettings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the worker; its output goes to ``log_path``."""
+        env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agents.worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+
+    def alive(self) -> bool:
+        """Whether the worker process runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout_s: float = 60.0) -> int | None:
+        """SIGTERM (graceful: Faust commits and closes), SIGKILL after ``timeout_s``."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, for recovery tests."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the worker's log."""
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def group_lag(bootstrap_servers: str, group_id: str, topic: str, timeout_s: float = 10.0) -> tuple[int, int]:
+    """(committed messages, remaining lag) of ``group_id`` on ``topic``, summed over partitions."""
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group_id, "enable.auto.commit": False})
+    try:
+        md = consumer.list_topics(topic, timeout=timeout_s)
+        parts = [TopicPartition(topic, p) for p in md.topics[topic].partitions]
+        committed = consumer.committed(parts, timeout=timeout_s)
+        done = lag = 0
+        for tp in committed:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout_s)
+            pos = tp.offset if tp.offset >= 0 else low
+            done += max(0, pos - low)
+            lag += max(0, high - pos)
+        return done, lag
+    finally:
+        consumer.close()
+
+
+def wait_caught_up(
+    settings: OdiaSettings, worker: WorkerProcess | None = None, timeout_s: float = 600.0, poll_s: float = 1.0
+) -> None:
+    """Block until the worker's group has committed every fc-logs message (lag 0).
+
+    Raises ``RuntimeError`` when the worker dies, ``TimeoutError`` after ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    topic = settings.topics.fc_logs.name
+    while True:
+        if worker is not None and not worker.alive():
+            raise RuntimeError(f"worker exited (rc={worker.proc.returncode if worker.proc else None}):\n{worker.log_tail()}")
+        _, lag = group_lag(settings.kafka.bootstrap_servers, settings.app_id, topic)
+        if lag == 0:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"worker still {lag} messages behind after {timeout_s:.0f}s")
+        time.sleep(poll_s)

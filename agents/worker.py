@@ -1,0 +1,38 @@
+"""Run the ingest worker: ``odia agents run`` (or ``python -m agents.worker``)."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from agents.app import create_app
+from agents.ingest import IngestService
+from agents.topics import ensure_topics
+from odia_stream.clustering.factory import open_learner
+from odia_stream.settings import OdiaSettings, get_settings
+
+
+def build_worker(settings: OdiaSettings, loglevel: str = "info") -> tuple[faust.Worker, IngestService]:
+    """Create topics if missing, open the learner (loads the embedder) and build the worker."""
+    ensure_topics(settings.kafka.bootstrap_servers, settings.topics.all())
+    learner = open_learner(settings)
+    app = create_app(settings)
+    service = IngestService(app, settings, learner)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    return worker, service
+
+
+def run(settings: OdiaSettings | None = None, loglevel: str = "info") -> None:
+    """Run until SIGINT/SIGTERM; the learner's store is flushed and closed on the way out."""
+    settings = settings or get_settings()
+    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    worker, service = build_worker(settings, loglevel)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        service.learner.close()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,1 @@
+"""Benchmarks of odia-stream components (run as modules; results go to docs/)."""

@@ -1,0 +1,146 @@
+"""``odia`` sub-commands. Heavy imports happen inside commands so ``odia --help`` is instant."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from odia_stream.settings import get_settings
+
+app = typer.Typer(help="odia-stream: learn simple function calls from the FC-log stream.", no_args_is_help=True)
+broker_app = typer.Typer(help="The local development broker (noida-db).", no_args_is_help=True)
+topics_app = typer.Typer(help="Topics of the loop.", no_args_is_help=True)
+agents_app = typer.Typer(help="The Faust ingest agents.", no_args_is_help=True)
+clusters_app = typer.Typer(help="The learned clusters.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print their figures.", no_args_is_help=True)
+app.add_typer(broker_app, name="broker")
+app.add_typer(topics_app, name="topics")
+app.add_typer(agents_app, name="agents")
+app.add_typer(clusters_app, name="clusters")
+app.add_typer(bench_app, name="bench")
+console = Console()
+
+
+def _broker():  # noqa: ANN202 - LocalBroker, imported lazily
+    from odia_stream.local_broker import LocalBroker
+
+    s = get_settings()
+    return LocalBroker(s.broker_dir, port=s.kafka.local_port)
+
+
+@broker_app.command("up")
+def broker_up() -> None:
+    """Start the local broker on 127.0.0.1 (data under the state dir)."""
+    st = _broker().up()
+    console.print(f"[green]broker up[/] at {st.address} (data {st.data_dir})")
+
+
+@broker_app.command("down")
+def broker_down() -> None:
+    """Stop the local broker (its data is kept)."""
+    _broker().down()
+    console.print("broker down")
+
+
+@broker_app.command("status")
+def broker_status() -> None:
+    """Whether the local broker answers."""
+    st = _broker().status()
+    console.print(f"broker {'[green]running[/]' if st.running else '[red]not running[/]'} at {st.address}")
+    raise typer.Exit(0 if st.running else 1)
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every topic with its partition count (compacted where the design says so)."""
+    from agents.topics import ensure_topics
+
+    s = get_settings()
+    table = Table("topic", "partitions", "compacted", "outcome")
+    failed = False
+    for r in ensure_topics(s.kafka.bootstrap_servers, s.topics.all()):
+        table.add_row(r.name, str(r.partitions), "yes" if r.compacted else "", r.outcome + (f": {r.error}" if r.error else ""))
+        failed |= r.outcome == "failed"
+    console.print(table)
+    raise typer.Exit(1 if failed else 0)
+
+
+@agents_app.command("run")
+def agents_run(loglevel: str = typer.Option("info", help="Log level.")) -> None:
+    """Run the ingest worker until interrupted."""
+    from agents.worker import run
+
+    run(get_settings(), loglevel)
+
+
+@clusters_app.command("summary")
+def clusters_summary(top: int = typer.Option(15, help="Largest clusters to list.")) -> None:
+    """Print the learned clusters (reads the learner's state; stop the worker first for the embedded store)."""
+    from odia_stream.clustering.factory import open_learner
+    from odia_stream.reporting import print_cluster_summary
+
+    learner = open_learner(get_settings())
+    try:
+        print_cluster_summary(learner, console, top=top)
+    finally:
+        learner.close()
+
+
+@app.command("demo")
+def demo(
+    dataset: Path = typer.Option(Path("../shared/datasets/snips"), help="HammerBench dir, SNIPS dir or FC-log JSONL."),
+    limit: int = typer.Option(None, help="Read at most this many events."),
+    zipf: int = typer.Option(None, help="Resample to this many events with Zipf popularity."),
+) -> None:
+    """The main job: broker, topics, the ingest worker, a dataset replay, the cluster summary."""
+    from agents.ingest_demo import run_ingest_demo
+
+    result = run_ingest_demo(get_settings(), dataset, limit=limit, zipf=zipf, console=console)
+    console.print(
+        f"replayed {result.replay.sent} events at {result.replay.events_per_s:.0f}/s; "
+        f"{result.summary.clusters} clusters ({result.summary.simple} simple)"
+    )
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    dataset: list[Path] = typer.Option(
+        [Path("../shared/datasets/snips"), Path("../shared/datasets/hammerbench/zh")], help="Datasets to draw base records from."
+    ),
+    events: int = typer.Option(20_000, help="Events in the Zipf replay."),
+    base_events: int = typer.Option(6_000, help="Base records the replay resamples."),
+    sizes: str = typer.Option("10000,100000", help="Store sizes for the clustering-cost figure."),
+    out: Path = typer.Option(Path("reports/bench"), help="Where ingest.json goes."),
+) -> None:
+    """End-to-end ingest throughput vs the embedder alone, purity, clustering cost vs store size."""
+    from agents.bench_ingest import run_ingest_bench
+
+    run_ingest_bench(
+        get_settings(), dataset, events=events, base_events=base_events,
+        cost_sizes=tuple(int(x) for x in sizes.split(",")), out_dir=out, console=console,
+    )
+
+
+def _register_optional() -> None:
+    """Commands whose modules live beside this one."""
+    from odia_stream.cli.replay_cmd import replay
+
+    app.command("replay", help="Publish a dataset's FC logs to the fc-logs topic.")(replay)
+
+
+_register_optional()
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
+
+
+def dump_json(path: Path, data: object) -> None:
+    """Write ``data`` as pretty JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")

@@ -1,0 +1,22 @@
+"""Online clustering of FC logs: identical-query groups, first-level agglomerative clusters per
+micro-batch, and the weighted-centroid second-level merge into the cluster store."""
+
+from odia_stream.clustering.batching import OffsetAlignedBatcher, SourcedItem
+from odia_stream.clustering.first_level import agglomerate
+from odia_stream.clustering.learner import BatchOutcome, LearnerSummary, OnlineClusterLearner
+from odia_stream.clustering.merge import WeightedCentroidMerger
+from odia_stream.clustering.pruning import argument_completeness, select_examples
+from odia_stream.clustering.state_db import LearnerStateDB
+
+__all__ = [
+    "BatchOutcome",
+    "LearnerStateDB",
+    "LearnerSummary",
+    "OffsetAlignedBatcher",
+    "OnlineClusterLearner",
+    "SourcedItem",
+    "WeightedCentroidMerger",
+    "agglomerate",
+    "argument_completeness",
+    "select_examples",
+]

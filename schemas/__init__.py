@@ -1,0 +1,45 @@
+"""Wire contract of odia-stream: one pydantic v2 model per topic value.
+
+Every model carries ``schema_version``; the wire format is the model's JSON. JSON Schema
+files exported from these models live in ``schemas/json/`` (``python -m schemas.export``).
+This package imports neither Kafka, torch nor Qdrant.
+"""
+
+from schemas.cluster_state import ClusterLabel, ClusterState
+from schemas.common import SCHEMA_VERSION, ChatMessage, FunctionCall, FunctionSpec, ToolCall, ToolSpec
+from schemas.dead_letter import DeadLetter
+from schemas.fc_log import FCLogEvent
+from schemas.model_update import ModelUpdate
+from schemas.retrain_trigger import RetrainTrigger, TriggerReason
+from schemas.serving import LatencyBreakdown, ServedBy, ServeRequest, ServeResponse
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ChatMessage",
+    "ClusterLabel",
+    "ClusterState",
+    "DeadLetter",
+    "FCLogEvent",
+    "FunctionCall",
+    "FunctionSpec",
+    "LatencyBreakdown",
+    "ModelUpdate",
+    "RetrainTrigger",
+    "ServeRequest",
+    "ServeResponse",
+    "ServedBy",
+    "ToolCall",
+    "ToolSpec",
+    "TriggerReason",
+]
+
+#: Every topic value model, by the name its JSON Schema file carries.
+TOPIC_MODELS = {
+    "FCLogEvent": FCLogEvent,
+    "DeadLetter": DeadLetter,
+    "ClusterState": ClusterState,
+    "RetrainTrigger": RetrainTrigger,
+    "ModelUpdate": ModelUpdate,
+    "ServeRequest": ServeRequest,
+    "ServeResponse": ServeResponse,
+}

@@ -1,0 +1,37 @@
+"""``ClusterState``: the current state of one cluster (compacted ``cluster-state`` topic)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from schemas.common import WireModel, utc_now
+
+#: ``simple``: one function dominates with enough support; ``complex``: none does;
+#: ``undecided``: too little support to say either yet.
+ClusterLabel = Literal["simple", "complex", "undecided"]
+
+
+class ClusterState(WireModel):
+    """What dashboards (and the router) know about a cluster; keyed by ``cluster_id``."""
+
+    schema_version: Literal[1] = 1
+    cluster_id: str
+    app: str = "default"
+    scope: str = Field(description="Context the cluster lives in (offered-tool set, previous call)")
+    size: int = Field(ge=0, description="Records counted, including ones calling other functions")
+    unique_queries: int = Field(ge=0)
+    function_counts: dict[str, int] = Field(description="Records per called function ('<none>' = no call)")
+    dominant_function: str | None
+    dominant_share: float = Field(ge=0, le=1)
+    share_lower_bound: float = Field(ge=0, le=1, description="Wilson lower bound of the dominant share")
+    label: ClusterLabel
+    training_examples: int = Field(ge=0, description="Examples usable for training (dominant function only)")
+    templates: list[str] = Field(default_factory=list)
+    sample_queries: list[str] = Field(default_factory=list)
+    version: int = Field(ge=1, description="Increments on every change of this cluster")
+    embedder_id: str
+    merged_into: str | None = Field(default=None, description="Set when this cluster was merged into another")
+    updated_at: datetime = Field(default_factory=utc_now)

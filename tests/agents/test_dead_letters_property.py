@@ -1,0 +1,71 @@
+"""Property: whatever malformed input arrives, each one lands in the DLQ with a reason, none is
+lost, and the running worker stays up."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hyp_settings
+from hypothesis import strategies as st
+
+from agents.replay_producer import ReplayProducer
+from agents.runner import WorkerProcess, group_lag
+from agents.topics import ensure_topics
+from odia_stream.settings import OdiaSettings
+from schemas import DeadLetter
+
+pytestmark = pytest.mark.integration
+
+GOOD_TOOL = {"name": "play_song", "parameters": {"type": "object", "properties": {"song": {"type": "string"}}}}
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
+json_values = st.recursive(json_scalars, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids, max_size=3), max_leaves=8)
+
+malformed = st.one_of(
+    st.binary(max_size=64).filter(lambda b: not b.strip().startswith(b"{")),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.builds(lambda q: json.dumps({"event_id": "x", "query": q, "tools": [GOOD_TOOL]}).encode(), st.text(" \t\n\u3000", max_size=5)),
+    st.builds(
+        lambda name: json.dumps({"event_id": "x", "query": "play", "tools": [GOOD_TOOL], "call": {"name": name}}).encode(),
+        st.text(min_size=1, max_size=10).filter(lambda n: n != "play_song" and n.strip() == n),
+    ),
+    st.builds(lambda field, v: json.dumps({"event_id": "x", "query": "play", "tools": [GOOD_TOOL], field: v}).encode(),
+              st.sampled_from(["tools", "history", "call", "timestamp", "latency_ms", "app"]), json_values),
+)
+
+
+@pytest.fixture(scope="module")
+def live_worker(make_settings: Callable[..., OdiaSettings]) -> Iterator[tuple[OdiaSettings, WorkerProcess]]:
+    s = make_settings(batch_timeout_s=0.5, batch_size=64)
+    ensure_topics(s.kafka.bootstrap_servers, s.topics.all())
+    worker = WorkerProcess(s, s.state_dir / "worker.log")
+    worker.start()
+    yield s, worker
+    rc = worker.stop()
+    assert rc == 0, worker.log_tail()
+
+
+@hyp_settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(values=st.lists(malformed, min_size=1, max_size=12))
+def test_every_malformed_input_is_dead_lettered_with_a_reason(
+    live_worker: tuple[OdiaSettings, WorkerProcess], read_topic: Callable[..., list], values: list[bytes]
+) -> None:
+    s, worker = live_worker
+    before = len(read_topic(s.kafka.bootstrap_servers, s.topics.dead_letters.name))
+    with ReplayProducer(s.kafka.bootstrap_servers, s.topics.fc_logs.name) as producer:
+        assert producer.publish_raw(values).ok
+    deadline = time.monotonic() + 120
+    while True:
+        _, lag = group_lag(s.kafka.bootstrap_servers, s.app_id, s.topics.fc_logs.name)
+        if lag == 0:
+            break
+        assert worker.alive(), worker.log_tail()
+        assert time.monotonic() < deadline, "worker did not catch up"
+        time.sleep(0.3)
+    letters = [DeadLetter.model_validate_json(v) for _, v in read_topic(s.kafka.bootstrap_servers, s.topics.dead_letters.name)]
+    new = letters[before:]
+    assert sorted(d.raw() for d in new) == sorted(values)
+    assert all(d.reason and d.reason_code for d in new)
+    assert worker.alive()

@@ -1,0 +1,127 @@
+"""Shared fixtures: a real local Kafka-protocol broker, isolated settings, dataset paths."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from odia_stream.local_broker import LocalBroker
+from odia_stream.datasets import load_dataset
+from odia_stream.settings import OdiaSettings, TopicSettings, TopicSpec
+from schemas import FCLogEvent
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATASETS = Path(os.environ.get("ODIA_DATASETS_DIR", REPO_ROOT.parent / "shared" / "datasets"))
+#: Converted models are cached here across test runs (and shared with `make demo`).
+MODEL_CACHE = Path(os.environ.get("ODIA_TEST_CACHE", REPO_ROOT / ".odia" / "cache"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def datasets_dir() -> Path:
+    """``../shared/datasets`` (read by path, never copied)."""
+    if not DATASETS.is_dir():
+        pytest.fail(f"datasets not found at {DATASETS}; set ODIA_DATASETS_DIR")
+    return DATASETS
+
+
+@pytest.fixture(scope="session")
+def model_cache() -> Path:
+    """Where converted packaged models are cached."""
+    MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+    return MODEL_CACHE
+
+
+@pytest.fixture(scope="session")
+def local_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    """A real noida-db Kafka broker on a free loopback port for the whole test session."""
+    broker = LocalBroker(tmp_path_factory.mktemp("broker"), port=_free_port())
+    broker.up()
+    try:
+        yield broker
+    finally:
+        broker.down()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(local_broker: LocalBroker) -> str:
+    """Bootstrap address of the session's real broker."""
+    return local_broker.address
+
+
+def unique_topics(suffix: str) -> TopicSettings:
+    """Default topic layout with every name suffixed, so tests never share topics."""
+    base = TopicSettings()
+    fields = {}
+    for name in TopicSettings.model_fields:
+        spec: TopicSpec = getattr(base, name)
+        fields[name] = spec.model_copy(update={"name": f"{spec.name}.{suffix}"})
+    return TopicSettings(**fields)
+
+
+@pytest.fixture()
+def settings(tmp_path: Path, kafka_bootstrap: str) -> OdiaSettings:
+    """Settings for one test: its own state dir and topic names, the session broker."""
+    s = OdiaSettings(state_dir=tmp_path / "state", app_id=f"odia-test-{uuid.uuid4().hex[:8]}")
+    return s.model_copy(
+        update={
+            "kafka": s.kafka.model_copy(update={"bootstrap_servers": kafka_bootstrap}),
+            "topics": unique_topics(uuid.uuid4().hex[:8]),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def make_settings(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str):  # noqa: ANN201
+    """``make_settings(**clustering)``: fresh settings (own state dir, app id and topics) on the session broker."""
+
+    def _make(**clustering: object) -> OdiaSettings:
+        tag = uuid.uuid4().hex[:8]
+        s = OdiaSettings(state_dir=tmp_path_factory.mktemp(f"state-{tag}"), app_id=f"odia-test-{tag}")
+        return s.model_copy(
+            update={
+                "kafka": s.kafka.model_copy(update={"bootstrap_servers": kafka_bootstrap}),
+                "topics": unique_topics(tag),
+                "clustering": s.clustering.model_copy(update=clustering),
+            }
+        )
+
+    return _make
+
+
+@pytest.fixture(scope="session")
+def snips_events(datasets_dir: Path) -> list[FCLogEvent]:
+    """1,400 SNIPS events, 200 per intent, in a seeded shuffled order."""
+    by_fn: dict[str, list[FCLogEvent]] = {}
+    for ev in load_dataset(datasets_dir / "snips"):
+        by_fn.setdefault(ev.call.name if ev.call else "-", []).append(ev)
+    rng = random.Random(7)
+    picked = [e for evs in by_fn.values() for e in rng.sample(evs, min(200, len(evs)))]
+    rng.shuffle(picked)
+    return picked
+
+
+@pytest.fixture(scope="session")
+def hammerbench_events(datasets_dir: Path) -> list[FCLogEvent]:
+    """HammerBench zh multi-turn events (every turn of the mQsA/sQmA/mQmA files)."""
+    hb = datasets_dir / "hammerbench" / "zh"
+    events: list[FCLogEvent] = []
+    for name in ("HammerBench_mQsA.json", "HammerBench_sQmA.json", "HammerBench_mQmA.json"):
+        events.extend(load_dataset(hb / name))
+    return events
+
+
