@@ -31,3 +31,10 @@ def print_cluster_summary(learner: OnlineClusterLearner, console: Console, top: 
             (st.sample_queries[0] if st.sample_queries else "")[:50],
         )
     console.print(table)
+    templates = learner.template_clusters()[:top]
+    if templates:
+        tt = Table("template", "label", "queries", "records", "dominant function", title="largest template clusters")
+        for t in templates:
+            colour = {"simple": "green", "complex": "red"}.get(t.label, "yellow")
+            tt.add_row(t.template[:60], f"[{colour}]{t.label}[/]", str(t.queries), str(t.size), t.dominant_function or "-")
+        console.print(tt)

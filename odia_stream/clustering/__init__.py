@@ -3,7 +3,7 @@ micro-batch, and the weighted-centroid second-level merge into the cluster store
 
 from odia_stream.clustering.batching import OffsetAlignedBatcher, SourcedItem
 from odia_stream.clustering.first_level import agglomerate
-from odia_stream.clustering.learner import BatchOutcome, LearnerSummary, OnlineClusterLearner
+from odia_stream.clustering.learner import BatchOutcome, LearnerSummary, OnlineClusterLearner, TemplateCluster
 from odia_stream.clustering.merge import WeightedCentroidMerger
 from odia_stream.clustering.pruning import argument_completeness, select_examples
 from odia_stream.clustering.state_db import LearnerStateDB
@@ -15,6 +15,7 @@ __all__ = [
     "OffsetAlignedBatcher",
     "OnlineClusterLearner",
     "SourcedItem",
+    "TemplateCluster",
     "WeightedCentroidMerger",
     "agglomerate",
     "argument_completeness",

@@ -48,6 +48,22 @@ def cluster_key(cluster_id: int) -> str:
 
 
 @dataclass(frozen=True)
+class TemplateCluster:
+    """All queries of one scope that share an NER template ("play <singer>'s <song>"), with
+    their pooled function counts and label: kept alongside the semantic clusters."""
+
+    app: str
+    scope: str
+    template: str
+    queries: int
+    size: int
+    function_counts: dict[str, int]
+    label: str
+    dominant_function: str | None
+    share_lower_bound: float
+
+
+@dataclass(frozen=True)
 class LearnerSummary:
     """Counts a person wants to see after a run."""
 
@@ -486,6 +502,31 @@ class OnlineClusterLearner:
             version=max(cluster.version, 1),
             embedder_id=self.embedder.model_id,
         )
+
+    def template_clusters(self, min_queries: int = 2) -> list[TemplateCluster]:
+        """Template clusters: queries with entities grouped by (scope, template) under the current
+        dictionaries, labelled like semantic clusters; those with at least ``min_queries`` queries,
+        largest first. Derived from the groups, so it is the same after any replay or restart."""
+        pooled: dict[tuple[str, str, str], tuple[int, int, Counter[str]]] = {}
+        for g in self.groups.values():
+            if g.alias_of is not None:
+                continue
+            t = self.templater_of(g.app).template(g.query)
+            if not t.has_entities:
+                continue
+            key = (g.app, g.scope, normalize_query(t.text))
+            n, size, counts = pooled.get(key, (0, 0, Counter()))
+            pooled[key] = (n + 1, size + g.count, counts + g.function_counts)
+        out = []
+        for (app, scope, text), (n, size, counts) in pooled.items():
+            if n < min_queries:
+                continue
+            d = self.labeler.label(counts)
+            out.append(
+                TemplateCluster(app, scope, text, n, size, dict(sorted(counts.items())), d.label, d.dominant_function,
+                                round(d.share_lower_bound, 6))
+            )
+        return sorted(out, key=lambda t: (-t.size, t.template))
 
     def summary(self) -> LearnerSummary:
         """Totals over the whole store."""
