@@ -102,6 +102,10 @@ def run_ingest_bench(
         assignment = {(g.scope, g.norm): g.cluster_id for g in learner.groups.values()}
         truth = [e.call.name if e.call else "<none>" for e in replay]
         pred = [assignment[(scope_key(e.app, e.tools, e.history, mode), normalize_query(e.query))] for e in replay]
+        purity_by_app = {
+            app: cluster_purity([t for t, e in zip(truth, replay) if e.app == app], [p for p, e in zip(pred, replay) if e.app == app])
+            for app in sorted({e.app for e in replay})
+        }
         summary = learner.summary()
     finally:
         learner.close()
@@ -123,7 +127,9 @@ def run_ingest_bench(
         "unique_queries_per_s": pipeline_uqps,
         "embedder_standalone_queries_per_s": emb_qps,
         "pipeline_to_embedder_ratio": pipeline_uqps / emb_qps,
+        "scope": mode,
         "purity_events": cluster_purity(truth, pred),
+        "purity_by_app": purity_by_app,
         "clusters": summary.clusters,
         "simple_clusters": summary.simple,
         "clustering_cost": cost,
@@ -142,7 +148,9 @@ def print_ingest_bench(r: dict[str, Any], console: Console) -> None:
     t.add_row("end-to-end unique queries/s", f"{r['unique_queries_per_s']:.1f}")
     t.add_row("embedder alone, queries/s", f"{r['embedder_standalone_queries_per_s']:.1f}")
     t.add_row("pipeline / embedder (target ≥ 0.9)", f"{r['pipeline_to_embedder_ratio']:.2f}")
-    t.add_row("cluster purity (events, vs function labels)", f"{r['purity_events']:.3f}")
+    t.add_row(f"cluster purity (events, vs function labels; scope {r['scope']})", f"{r['purity_events']:.3f}")
+    for app, value in r["purity_by_app"].items():
+        t.add_row(f"  purity, {app}", f"{value:.3f}")
     t.add_row("clusters (simple)", f"{r['clusters']} ({r['simple_clusters']})")
     console.print(t)
     c = Table("clusters in store", "ms per event", "ratio to smallest", "optimize s", title="clustering cost vs store size")

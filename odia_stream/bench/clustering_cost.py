@@ -21,7 +21,6 @@ from odia_stream.clustering.learner import stable_id
 from odia_stream.clustering.records import Cluster
 from odia_stream.context import scope_key
 from odia_stream.embedding import CachedEmbedder, Embedder
-from odia_stream.normalize import normalize_query
 from odia_stream.settings import OdiaSettings
 from odia_stream.store import ClusterPoint
 from schemas import FCLogEvent
@@ -55,9 +54,24 @@ def measure_clustering_cost(
 ) -> dict[str, Any]:
     """Milliseconds per event of ``process_batch`` at each store size (embeddings pre-cached)."""
     cached = embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
-    cached.embed(sorted({normalize_query(e.query) for e in events}))
     mode = base_settings.clustering.scope
     scope = scope_key(events[0].app, events[0].tools, events[0].history, mode)
+
+    def batches_of(batch_size: int) -> list[list[SourcedItem[FCLogEvent]]]:
+        batcher: OffsetAlignedBatcher[FCLogEvent] = OffsetAlignedBatcher(batch_size)
+        out = []
+        for i, ev in enumerate(events):
+            out += batcher.add(SourcedItem("bench", 0, i, ev))
+        return out + batcher.flush()
+
+    # Warm the embedding cache with exactly what the learner embeds (templated queries, as the
+    # dictionaries grow), by one pass through a throwaway learner.
+    warm = open_learner(base_settings.model_copy(update={"state_dir": work_dir / "warm-up"}), embedder=cached)
+    try:
+        for b in batches_of(base_settings.clustering.batch_size):
+            warm.process_batch(b)
+    finally:
+        warm.close()
     rows = []
     for n in sizes:
         s = base_settings.model_copy(update={"state_dir": work_dir / f"clusters-{n}"})
@@ -67,11 +81,8 @@ def measure_clustering_cost(
             t_opt = time.perf_counter()
             learner.index.optimize()
             optimize_s = time.perf_counter() - t_opt
-            batcher: OffsetAlignedBatcher[FCLogEvent] = OffsetAlignedBatcher(s.clustering.batch_size)
-            batches = []
-            for i, ev in enumerate(events):
-                batches += batcher.add(SourcedItem("bench", 0, i, ev))
-            batches += batcher.flush()
+            batches = batches_of(s.clustering.batch_size)
+            misses = cached.misses
             t0 = time.perf_counter()
             for b in batches:
                 learner.process_batch(b)
@@ -82,6 +93,7 @@ def measure_clustering_cost(
                     "events": len(events),
                     "ms_per_event": 1000 * seconds / len(events),
                     "optimize_s": optimize_s,
+                    "embedding_cache_misses": cached.misses - misses,
                 }
             )
         finally:

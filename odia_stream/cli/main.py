@@ -115,12 +115,21 @@ def bench_ingest(
     base_events: int = typer.Option(6_000, help="Base records the replay resamples."),
     sizes: str = typer.Option("10000,100000", help="Store sizes for the clustering-cost figure."),
     out: Path = typer.Option(Path("reports/bench"), help="Where ingest.json goes."),
+    scope: str = typer.Option("context", help="Clustering scope (HammerBench offers random tool sets: context)."),
+    embedder: str = typer.Option(None, help="Embedder to measure (default: the configured one)."),
 ) -> None:
     """End-to-end ingest throughput vs the embedder alone, purity, clustering cost vs store size."""
     from agents.bench_ingest import run_ingest_bench
 
+    s = get_settings()
+    s = s.model_copy(
+        update={
+            "clustering": s.clustering.model_copy(update={"scope": scope}),
+            "embedding": s.embedding.model_copy(update={"model": embedder or s.embedding.model}),
+        }
+    )
     run_ingest_bench(
-        get_settings(), dataset, events=events, base_events=base_events,
+        s, dataset, events=events, base_events=base_events,
         cost_sizes=tuple(int(x) for x in sizes.split(",")), out_dir=out, console=console,
     )
 

@@ -36,10 +36,32 @@ from odia_stream.templates import EntityDictionary, QueryTemplater, learn_from_c
 from schemas import ClusterState, FCLogEvent, RetrainTrigger
 
 
+#: Batches between flushes of the vector store (it is rebuilt from SQLite after a crash anyway).
+INDEX_FLUSH_EVERY_BATCHES = 20
+
+
 def stable_id(*parts: str) -> int:
     """A 63-bit id derived from text (independent of arrival order)."""
     digest = hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") & ((1 << 63) - 1)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """An event ranked for example selection before it is serialised."""
+
+    event_id: str
+    function: str
+    timestamp: datetime
+    completeness: int
+    event: FCLogEvent
+
+    @classmethod
+    def of(cls, ev: FCLogEvent) -> _Candidate:
+        return cls(
+            ev.event_id, ev.call.name if ev.call else NO_CALL, ev.timestamp,
+            argument_completeness(ev.call.arguments) if ev.call else 0, ev,
+        )
 
 
 def cluster_key(cluster_id: int) -> str:
@@ -131,6 +153,7 @@ class OnlineClusterLearner:
         if stored is None:
             db.set_meta("embedder_id", embedder.model_id)
             db.set_meta("embedder_dim", str(embedder.dim))
+        self._unflushed = 0
         self._load()
 
     # -- state ---------------------------------------------------------------------------------
@@ -206,8 +229,13 @@ class OnlineClusterLearner:
             self._load()
             raise
         if outcome.changed:
+            # SQLite is the durable record and the index is reconciled from it on open, so the
+            # index is flushed every few batches (and on close), not on every one.
             self.index.upsert([self._point(self.clusters[int(s.cluster_id[1:], 16)]) for s in outcome.changed])
-            self.index.flush()
+            self._unflushed += 1
+            if self._unflushed >= INDEX_FLUSH_EVERY_BATCHES:
+                self.index.flush()
+                self._unflushed = 0
         return outcome
 
     def _apply(self, items: Sequence[SourcedItem[FCLogEvent]]) -> BatchOutcome:
@@ -241,11 +269,13 @@ class OnlineClusterLearner:
         for ev in accepted:
             scope = scope_key(ev.app, ev.tools, ev.history, mode)
             norm = normalize_query(ev.query)
-            if ev.call is not None:
-                pairs = learn_from_call(self.dictionary_of(ev.app), ev.query, ev.call.arguments)
-                learned.extend((ev.app, t, v) for t, v in pairs)
             gid = self._canonical.get((scope, norm))
             if gid is None:
+                # Entities are learned once per query (its first call), so a value's count is the
+                # number of distinct queries naming it, not how popular those queries are.
+                if ev.call is not None and (scope, norm) not in new:
+                    pairs = learn_from_call(self.dictionary_of(ev.app), ev.query, ev.call.arguments)
+                    learned.extend((ev.app, t, v) for t, v in pairs)
                 new[(scope, norm)].append(ev)
             else:
                 existing[gid].append(ev)
@@ -326,6 +356,7 @@ class OnlineClusterLearner:
         touched_clusters: dict[int, Cluster] = {}
         tools_json: dict[str, str] = {}
         candidates: dict[int, list[StoredExample]] = defaultdict(list)
+        cap = self.settings.max_examples_per_query
         for gid, evs in touched_groups.items():
             group = self.groups[gid]
             cluster = self.clusters[group.cluster_id]
@@ -339,13 +370,17 @@ class OnlineClusterLearner:
                 cluster.function_counts[fn] += 1
                 cluster.weighted_sum = cluster.weighted_sum + group.embedding
                 cluster.weight += 1.0
-                tkey = hashlib.sha1(json.dumps([t.model_dump() for t in ev.tools], sort_keys=True).encode()).hexdigest()
-                if tkey not in tools_json:
-                    tools_json[tkey] = json.dumps([t.model_dump() for t in ev.tools], ensure_ascii=False)
+            # Only the batch's best `cap` events per function can survive selection: serialise those.
+            ranked = select_examples([_Candidate.of(ev) for ev in evs], cap)
+            for cand in ranked:
+                ev = cand.event
+                tools_payload = json.dumps([t.model_dump() for t in ev.tools], sort_keys=True, ensure_ascii=False)
+                tkey = hashlib.sha1(tools_payload.encode()).hexdigest()
+                tools_json.setdefault(tkey, tools_payload)
                 candidates[gid].append(
                     StoredExample(
-                        event_id=ev.event_id, group_id=gid, function=fn, timestamp=ev.timestamp,
-                        completeness=argument_completeness(ev.call.arguments) if ev.call else 0, query=ev.query,
+                        event_id=ev.event_id, group_id=gid, function=cand.function, timestamp=ev.timestamp,
+                        completeness=cand.completeness, query=ev.query,
                         history_json=json.dumps([m.model_dump(exclude_none=True) for m in ev.history], ensure_ascii=False),
                         call_json=ev.call.model_dump_json() if ev.call else "null", tools_key=tkey,
                     )
@@ -479,7 +514,7 @@ class OnlineClusterLearner:
         top = sorted((self.groups[g] for g in cluster.group_ids), key=lambda g: (-g.count, g.norm))
         n = self.settings.state_samples
         templates: list[str] = []
-        for g in top:
+        for g in top[: 4 * n]:
             if len(templates) >= n:
                 break
             t = self.templater_of(cluster.app).template(g.query)
