@@ -41,10 +41,24 @@ def run_ingest_demo(
 ) -> IngestDemoResult:
     """Run the ingest loop end to end and print what it learned."""
     console = console or Console()
+    broker: LocalBroker | None = None
     if use_local_broker:
         broker = LocalBroker(settings.broker_dir, port=settings.kafka.local_port)
-        st = broker.up()
-        console.print(f"[bold]1/5[/] local broker at {st.address}")
+        if broker.status().running:
+            broker = None  # someone else's broker: leave it running
+            console.print(f"[bold]1/5[/] using the broker already running at {settings.kafka.bootstrap_servers}")
+        else:
+            console.print(f"[bold]1/5[/] local broker at {broker.up().address}")
+    try:
+        return _run(settings, dataset, limit, zipf, seed, console)
+    finally:
+        if broker is not None:
+            broker.down()
+
+
+def _run(
+    settings: OdiaSettings, dataset: Path, limit: int | None, zipf: int | None, seed: int, console: Console
+) -> IngestDemoResult:
     ensure_topics(settings.kafka.bootstrap_servers, settings.topics.all())
     console.print(f"[bold]2/5[/] topics ready ({len(settings.topics.all())})")
 
