@@ -77,9 +77,34 @@ def run_ingest_bench(
     unique = {(scope_key(e.app, e.tools, e.history, mode), normalize_query(e.query)) for e in replay}
     console.print(f"{len(replay)} events (Zipf {zipf_exponent}) over {len(pool)} base records: {len(unique)} unique queries")
 
-    broker = LocalBroker(settings.broker_dir, port=settings.kafka.local_port)
+    broker: LocalBroker | None = None
     if settings.kafka.bootstrap_servers == f"127.0.0.1:{settings.kafka.local_port}":
-        broker.up()
+        broker = LocalBroker(base.broker_dir, port=settings.kafka.local_port)
+        if broker.status().running:
+            broker = None  # already running: not ours to stop
+        else:
+            broker.up()
+    try:
+        result = _measure(settings, pool, replay, unique, mode, cost_sizes, work, console)
+    finally:
+        if broker is not None:
+            broker.down()
+    (out_dir / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
+    print_ingest_bench(result, console)
+    console.print(f"written to {out_dir / 'ingest.json'}")
+    return result
+
+
+def _measure(
+    settings: OdiaSettings,
+    pool: list[FCLogEvent],
+    replay: list[FCLogEvent],
+    unique: set[tuple[str, str]],
+    mode: str,
+    cost_sizes: tuple[int, ...],
+    work: Path,
+    console: Console,
+) -> dict[str, Any]:
     ensure_topics(settings.kafka.bootstrap_servers, settings.topics.all())
     worker = WorkerProcess(settings, settings.state_dir / "worker.log")
     worker.start()
@@ -134,9 +159,6 @@ def run_ingest_bench(
         "simple_clusters": summary.simple,
         "clustering_cost": cost,
     }
-    (out_dir / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
-    print_ingest_bench(result, console)
-    console.print(f"written to {out_dir / 'ingest.json'}")
     return result
 
 
