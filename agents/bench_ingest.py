@@ -77,18 +77,11 @@ def run_ingest_bench(
     unique = {(scope_key(e.app, e.tools, e.history, mode), normalize_query(e.query)) for e in replay}
     console.print(f"{len(replay)} events (Zipf {zipf_exponent}) over {len(pool)} base records: {len(unique)} unique queries")
 
-    broker: LocalBroker | None = None
     if settings.kafka.bootstrap_servers == f"127.0.0.1:{settings.kafka.local_port}":
-        broker = LocalBroker(base.broker_dir, port=settings.kafka.local_port)
-        if broker.status().running:
-            broker = None  # already running: not ours to stop
-        else:
-            broker.up()
-    try:
+        with LocalBroker(base.broker_dir, port=settings.kafka.local_port).running():
+            result = _measure(settings, pool, replay, unique, mode, cost_sizes, work, console)
+    else:
         result = _measure(settings, pool, replay, unique, mode, cost_sizes, work, console)
-    finally:
-        if broker is not None:
-            broker.down()
     (out_dir / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
     print_ingest_bench(result, console)
     console.print(f"written to {out_dir / 'ingest.json'}")

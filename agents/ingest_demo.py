@@ -41,19 +41,13 @@ def run_ingest_demo(
 ) -> IngestDemoResult:
     """Run the ingest loop end to end and print what it learned."""
     console = console or Console()
-    broker: LocalBroker | None = None
-    if use_local_broker:
-        broker = LocalBroker(settings.broker_dir, port=settings.kafka.local_port)
-        if broker.status().running:
-            broker = None  # someone else's broker: leave it running
-            console.print(f"[bold]1/5[/] using the broker already running at {settings.kafka.bootstrap_servers}")
-        else:
-            console.print(f"[bold]1/5[/] local broker at {broker.up().address}")
-    try:
+    if not use_local_broker:
+        console.print(f"[bold]1/5[/] using the broker at {settings.kafka.bootstrap_servers}")
         return _run(settings, dataset, limit, zipf, seed, console)
-    finally:
-        if broker is not None:
-            broker.down()
+    broker = LocalBroker(settings.broker_dir, port=settings.kafka.local_port)
+    with broker.running() as started:
+        console.print(f"[bold]1/5[/] local broker at {broker.address}" + ("" if started else " (already running)"))
+        return _run(settings, dataset, limit, zipf, seed, console)
 
 
 def _run(

@@ -12,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,3 +101,16 @@ class LocalBroker:
         deadline = time.monotonic() + 10
         while port_open(self.host, self.port) and time.monotonic() < deadline:
             time.sleep(0.1)
+
+    @contextmanager
+    def running(self) -> Iterator[bool]:
+        """Make sure the broker runs for the ``with`` block; stop it afterwards only if this call
+        started it. Yields whether it did."""
+        started = not self.status().running
+        if started:
+            self.up()
+        try:
+            yield started
+        finally:
+            if started:
+                self.down()

@@ -28,3 +28,20 @@ def test_compacted_topics_ask_for_compaction(settings: OdiaSettings) -> None:
     futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, spec.name)])
     config = next(iter(futures.values())).result()
     assert config["cleanup.policy"].value == "compact"
+
+
+def test_local_broker_running_stops_only_what_it_started(tmp_path) -> None:  # noqa: ANN001
+    import socket
+
+    from odia_stream.local_broker import LocalBroker
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    broker = LocalBroker(tmp_path / "b", port=port)
+    with broker.running() as started:
+        assert started and broker.status().running
+        with broker.running() as again:  # nested: already running, not ours to stop
+            assert not again
+        assert broker.status().running
+    assert not broker.status().running
