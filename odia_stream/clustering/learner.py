@@ -184,11 +184,6 @@ class OnlineClusterLearner:
         self.dictionary_of(app)
         return self._templaters[app]
 
-    def embedding_text(self, app: str, query: str) -> str:
-        """What is embedded for a query: its NER template, normalised (entity values replaced by
-        their types, so "play Jay Chou's Rice Fragrance" and "play Eason's Ten Years" coincide)."""
-        return normalize_query(self.templater_of(app).template(query).text)
-
     def reconcile_index(self) -> int:
         """Bring the vector store in line with SQLite (after a crash between the two); returns
         the number of points written or deleted."""
@@ -285,6 +280,8 @@ class OnlineClusterLearner:
         keys = list(new)
         out.new_queries = len(keys)
         if keys:
+            # What is embedded is the query's NER template, normalised: entity values replaced by
+            # their types, so "play Jay Chou's Rice Fragrance" and "play Eason's Ten Years" coincide.
             templates = [self.templater_of(new[k][0].app).template(new[k][0].query) for k in keys]
             vectors = self.embedder.embed([normalize_query(t.text) for t in templates])
             slots_of = [tuple(sorted((ty, normalize_query(v)) for ty, v in t.slots)) for t in templates]
