@@ -7,11 +7,14 @@ from odia_stream.clustering.learner import BatchOutcome, LearnerSummary, OnlineC
 from odia_stream.clustering.merge import WeightedCentroidMerger
 from odia_stream.clustering.pruning import argument_completeness, select_examples
 from odia_stream.clustering.state_db import LearnerStateDB
+from odia_stream.clustering.views import LearnerView, LearnerViews, cluster_key
 
 __all__ = [
     "BatchOutcome",
     "LearnerStateDB",
     "LearnerSummary",
+    "LearnerView",
+    "LearnerViews",
     "OffsetAlignedBatcher",
     "OnlineClusterLearner",
     "SourcedItem",
@@ -19,5 +22,6 @@ __all__ = [
     "WeightedCentroidMerger",
     "agglomerate",
     "argument_completeness",
+    "cluster_key",
     "select_examples",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from odia_stream.clustering.learner import OnlineClusterLearner
 from odia_stream.clustering.state_db import LearnerStateDB
+from odia_stream.clustering.views import LearnerView
 from odia_stream.embedding import EMBEDDER_PROFILES, CachedEmbedder, Embedder, build_embedder
 from odia_stream.settings import OdiaSettings
 from odia_stream.store import ClusterIndex, open_cluster_index
@@ -65,4 +66,14 @@ def open_learner(settings: OdiaSettings, embedder: Embedder | None = None) -> On
         triggers=settings.triggers,
         cluster_distance=cluster_distance,
         merge_distance=merge_distance,
+    )
+
+
+def open_learner_view(settings: OdiaSettings) -> LearnerView:
+    """A read-only snapshot of the learner state in ``settings.learner_dir`` (for the trainer and
+    the router builder, which run beside the ingest worker that owns the state)."""
+    return LearnerView(
+        settings.learner_dir / "learner.sqlite",
+        clustering=settings.clustering,
+        dictionary_factory=lambda: dictionary_factory(settings),
     )

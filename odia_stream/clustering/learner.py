@@ -26,6 +26,7 @@ from odia_stream.clustering.merge import WeightedCentroidMerger, weighted_repres
 from odia_stream.clustering.pruning import argument_completeness, near_duplicates, select_examples
 from odia_stream.clustering.records import Cluster, QueryGroup, StoredExample
 from odia_stream.clustering.state_db import LearnerStateDB
+from odia_stream.clustering.views import LearnerSummary, LearnerViews, TemplateCluster, cluster_key
 from odia_stream.context import scope_key
 from odia_stream.embedding import Embedder
 from odia_stream.labels import NO_CALL, WilsonLabeler
@@ -64,42 +65,6 @@ class _Candidate:
         )
 
 
-def cluster_key(cluster_id: int) -> str:
-    """The cluster id as it appears on topics (``c<hex>``)."""
-    return f"c{cluster_id:016x}"
-
-
-@dataclass(frozen=True)
-class TemplateCluster:
-    """All queries of one scope that share an NER template ("play <singer>'s <song>"), with
-    their pooled function counts and label: kept alongside the semantic clusters."""
-
-    app: str
-    scope: str
-    template: str
-    queries: int
-    size: int
-    function_counts: dict[str, int]
-    label: str
-    dominant_function: str | None
-    share_lower_bound: float
-
-
-@dataclass(frozen=True)
-class LearnerSummary:
-    """Counts a person wants to see after a run."""
-
-    events: int
-    unique_queries: int
-    clusters: int
-    simple: int
-    complex: int
-    undecided: int
-    training_examples: int
-    entities: int
-    state_version: int
-
-
 @dataclass
 class BatchOutcome:
     """What one batch did."""
@@ -118,7 +83,7 @@ class BatchOutcome:
     state_version: int = 0
 
 
-class OnlineClusterLearner:
+class OnlineClusterLearner(LearnerViews):
     """The ingest learner's domain object (no Kafka): feed it batches, publish what it returns."""
 
     def __init__(
@@ -172,17 +137,10 @@ class OnlineClusterLearner:
             self.dictionary_of(app).add(etype, value, source="learned", count=count)
         self.reconcile_index()
 
-    def dictionary_of(self, app: str) -> EntityDictionary:
-        """The entity dictionary of ``app`` (user files + values learned from its calls)."""
-        if app not in self.dictionaries:
-            self.dictionaries[app] = self._dictionary_factory()
-            self._templaters[app] = QueryTemplater(self.dictionaries[app])
-        return self.dictionaries[app]
-
-    def templater_of(self, app: str) -> QueryTemplater:
-        """The templater over ``app``'s dictionary."""
-        self.dictionary_of(app)
-        return self._templaters[app]
+    @property
+    def embedder_id(self) -> str:
+        """Id of the embedder the state is built with."""
+        return self.embedder.model_id
 
     def reconcile_index(self) -> int:
         """Bring the vector store in line with SQLite (after a crash between the two); returns
@@ -495,85 +453,6 @@ class OnlineClusterLearner:
         self.db.set_meta("published_version", str(state_version))
         self.db.set_meta("pending_triggers", "[]")
         self.db.commit()
-
-    # -- views ---------------------------------------------------------------------------------
-    def training_examples(self, cluster: Cluster) -> int:
-        """Kept examples calling the dominant function (0 unless the cluster is simple)."""
-        if cluster.label != "simple" or cluster.dominant_function is None:
-            return 0
-        cap = self.settings.max_examples_per_query
-        return sum(
-            min(cap, self.groups[g].function_counts.get(cluster.dominant_function, 0)) for g in cluster.group_ids
-        )
-
-    def cluster_state(self, cluster: Cluster) -> ClusterState:
-        """The published state of a cluster."""
-        top = sorted((self.groups[g] for g in cluster.group_ids), key=lambda g: (-g.count, g.norm))
-        n = self.settings.state_samples
-        templates: list[str] = []
-        for g in top[: 4 * n]:
-            if len(templates) >= n:
-                break
-            t = self.templater_of(cluster.app).template(g.query)
-            if t.has_entities and t.text not in templates:
-                templates.append(t.text)
-        return ClusterState(
-            cluster_id=cluster_key(cluster.cluster_id),
-            app=cluster.app,
-            scope=cluster.scope,
-            size=cluster.size,
-            unique_queries=len(cluster.group_ids),
-            function_counts=dict(sorted(cluster.function_counts.items())),
-            dominant_function=cluster.dominant_function,
-            dominant_share=round(cluster.dominant_share, 6),
-            share_lower_bound=round(cluster.share_lower_bound, 6),
-            label=cluster.label,  # type: ignore[arg-type]
-            training_examples=self.training_examples(cluster),
-            templates=templates,
-            sample_queries=[g.query for g in top[:n]],
-            version=max(cluster.version, 1),
-            embedder_id=self.embedder.model_id,
-        )
-
-    def template_clusters(self, min_queries: int = 2) -> list[TemplateCluster]:
-        """Template clusters: queries with entities grouped by (scope, template) under the current
-        dictionaries, labelled like semantic clusters; those with at least ``min_queries`` queries,
-        largest first. Derived from the groups, so it is the same after any replay or restart."""
-        pooled: dict[tuple[str, str, str], tuple[int, int, Counter[str]]] = {}
-        for g in self.groups.values():
-            if g.alias_of is not None:
-                continue
-            t = self.templater_of(g.app).template(g.query)
-            if not t.has_entities:
-                continue
-            key = (g.app, g.scope, normalize_query(t.text))
-            n, size, counts = pooled.get(key, (0, 0, Counter()))
-            pooled[key] = (n + 1, size + g.count, counts + g.function_counts)
-        out = []
-        for (app, scope, text), (n, size, counts) in pooled.items():
-            if n < min_queries:
-                continue
-            d = self.labeler.label(counts)
-            out.append(
-                TemplateCluster(app, scope, text, n, size, dict(sorted(counts.items())), d.label, d.dominant_function,
-                                round(d.share_lower_bound, 6))
-            )
-        return sorted(out, key=lambda t: (-t.size, t.template))
-
-    def summary(self) -> LearnerSummary:
-        """Totals over the whole store."""
-        labels = Counter(c.label for c in self.clusters.values())
-        return LearnerSummary(
-            events=sum(c.size for c in self.clusters.values()),
-            unique_queries=sum(1 for g in self.groups.values() if g.alias_of is None),
-            clusters=len(self.clusters),
-            simple=labels["simple"],
-            complex=labels["complex"],
-            undecided=labels["undecided"],
-            training_examples=sum(self.training_examples(c) for c in self.clusters.values()),
-            entities=sum(len(d) for d in self.dictionaries.values()),
-            state_version=self.state_version,
-        )
 
     def snapshot(self) -> dict[str, object]:
         """A canonical, comparable view of the learned state (for replay/restart equality)."""
