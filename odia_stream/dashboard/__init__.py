@@ -1,0 +1,41 @@
+"""The dashboard's view-model: cluster-state, response and model-update records folded into what
+the page shows (clusters, totals by label, coverage and latency over time, versions).
+
+Pure and Kafka-free; ``agents/dashboard.py`` reads the topics and serves the page.
+"""
+
+from odia_stream.dashboard.assets import STATIC_FILES, read_static
+from odia_stream.dashboard.clusters import ClusterTable
+from odia_stream.dashboard.state import RECORD_KINDS, DashboardState, InvalidRecord, RecordKind
+from odia_stream.dashboard.traffic import TrafficSeries
+from odia_stream.dashboard.versions import VersionBoard
+from odia_stream.dashboard.view import (
+    ClusterRow,
+    DashboardView,
+    LabelTotal,
+    PromotedModel,
+    ServingVersions,
+    StreamStats,
+    TrafficPoint,
+    TrafficView,
+)
+
+__all__ = [
+    "RECORD_KINDS",
+    "STATIC_FILES",
+    "ClusterRow",
+    "ClusterTable",
+    "DashboardState",
+    "DashboardView",
+    "InvalidRecord",
+    "LabelTotal",
+    "PromotedModel",
+    "RecordKind",
+    "ServingVersions",
+    "StreamStats",
+    "TrafficPoint",
+    "TrafficSeries",
+    "TrafficView",
+    "VersionBoard",
+    "read_static",
+]

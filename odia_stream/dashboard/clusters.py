@@ -1,0 +1,86 @@
+"""The cluster-state topic folded as a table: the last value per key wins, merged clusters hidden."""
+
+from __future__ import annotations
+
+import heapq
+from typing import get_args
+
+from odia_stream.dashboard.view import ClusterRow, LabelTotal
+from schemas import ClusterLabel, ClusterState
+
+LABELS: tuple[ClusterLabel, ...] = get_args(ClusterLabel)
+
+
+class ClusterTable:
+    """Latest ``ClusterState`` per key, as a compacted topic would keep it.
+
+    Records are applied in topic order (a key always lives in one partition, so per-key order
+    is the partition's). A newer record replaces the older one even when its ``version`` is lower
+    (a rebuilt learner starts counting again); a tombstone (no value) deletes the key. Clusters
+    with ``merged_into`` set are kept but not shown.
+    """
+
+    def __init__(self) -> None:
+        self._latest: dict[str, ClusterState] = {}
+
+    def apply(self, key: str, state: ClusterState | None) -> None:
+        """Fold one record of the topic; ``None`` is a tombstone."""
+        if state is None:
+            self._latest.pop(key, None)
+            return
+        if state.cluster_id != key:
+            raise ValueError(f"record key {key!r} differs from its cluster_id {state.cluster_id!r}")
+        self._latest[key] = state
+
+    def get(self, cluster_id: str) -> ClusterState | None:
+        """The latest state of a cluster (merged ones included), if any."""
+        return self._latest.get(cluster_id)
+
+    def live(self) -> list[ClusterState]:
+        """Clusters not merged into another, largest first (ties by id)."""
+        alive = [s for s in self._latest.values() if s.merged_into is None]
+        return sorted(alive, key=lambda s: (-s.size, s.cluster_id))
+
+    @property
+    def merged(self) -> int:
+        """How many known clusters were merged into another."""
+        return sum(1 for s in self._latest.values() if s.merged_into is not None)
+
+    def __len__(self) -> int:
+        return len(self._latest)
+
+    def rows(self, limit: int) -> list[ClusterRow]:
+        """The ``limit`` largest live clusters as page rows."""
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        alive = (s for s in self._latest.values() if s.merged_into is None)
+        return [_row(s) for s in heapq.nsmallest(limit, alive, key=lambda s: (-s.size, s.cluster_id))]
+
+    def totals(self) -> list[LabelTotal]:
+        """Live clusters and records per label (every label listed, zeros included)."""
+        clusters = dict.fromkeys(LABELS, 0)
+        records = dict.fromkeys(LABELS, 0)
+        for s in self._latest.values():
+            if s.merged_into is None:
+                clusters[s.label] += 1
+                records[s.label] += s.size
+        return [LabelTotal(label=label, clusters=clusters[label], records=records[label]) for label in LABELS]
+
+
+def _row(s: ClusterState) -> ClusterRow:
+    return ClusterRow(
+        cluster_id=s.cluster_id,
+        app=s.app,
+        scope=s.scope,
+        size=s.size,
+        unique_queries=s.unique_queries,
+        label=s.label,
+        dominant_function=s.dominant_function,
+        dominant_share=s.dominant_share,
+        share_lower_bound=s.share_lower_bound,
+        training_examples=s.training_examples,
+        templates=list(s.templates),
+        sample_queries=list(s.sample_queries),
+        version=s.version,
+        updated_at=s.updated_at,
+    )

@@ -1,0 +1,74 @@
+"""Current generator and router versions: promoted (model-updates topic) and serving (responses)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from odia_stream.dashboard.view import PromotedModel, ServingVersions
+from schemas import ModelUpdate, ServeResponse
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+class VersionBoard:
+    """The latest ``ModelUpdate`` per generator and the newest versions named by responses.
+
+    ``model-updates`` is compacted and keyed by generator: the last record per key wins (a
+    rollback is an older update re-sent, so it wins too), a tombstone removes the generator.
+    Serving versions are the generator and router versions of the responses with the newest
+    ``answered_at`` that name one.
+    """
+
+    def __init__(self) -> None:
+        self._promoted: dict[str, ModelUpdate] = {}
+        self._generator: tuple[str, datetime] | None = None
+        self._router: tuple[str, datetime] | None = None
+
+    def apply_update(self, key: str, update: ModelUpdate | None) -> None:
+        """Fold one record of the model-updates topic; ``None`` is a tombstone."""
+        if update is None:
+            self._promoted.pop(key, None)
+            return
+        if update.generator != key:
+            raise ValueError(f"record key {key!r} differs from its generator {update.generator!r}")
+        self._promoted[key] = update
+
+    def apply_response(self, response: ServeResponse) -> None:
+        """Note the generator and router versions a response names, each if it is the newest so far.
+
+        The two are tracked apart: a response the large model answered may name the router only.
+        """
+        at = _aware(response.answered_at)
+        if response.generator_version is not None and (self._generator is None or at >= self._generator[1]):
+            self._generator = (response.generator_version, at)
+        if response.router_version is not None and (self._router is None or at >= self._router[1]):
+            self._router = (response.router_version, at)
+
+    def promoted(self) -> list[PromotedModel]:
+        """One entry per generator, by name."""
+        return [
+            PromotedModel(
+                generator=u.generator,
+                version=u.version,
+                router_version=u.router_version,
+                base_model=u.base_model,
+                previous_version=u.previous_version,
+                eval_metrics=dict(u.eval_metrics),
+                created_at=u.created_at,
+            )
+            for _, u in sorted(self._promoted.items())
+        ]
+
+    @property
+    def serving(self) -> ServingVersions | None:
+        """The newest generator and router versions seen in responses, or None before any."""
+        if self._generator is None and self._router is None:
+            return None
+        seen = [v[1] for v in (self._generator, self._router) if v is not None]
+        return ServingVersions(
+            generator_version=self._generator[0] if self._generator else None,
+            router_version=self._router[0] if self._router else None,
+            answered_at=max(seen),
+        )

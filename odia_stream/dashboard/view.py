@@ -1,0 +1,113 @@
+"""What the dashboard page receives: one JSON document (``DashboardView``) per poll."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas import ClusterLabel
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ClusterRow(_View):
+    """One live cluster as the page lists it (the latest ``ClusterState`` of its key)."""
+
+    cluster_id: str
+    app: str
+    scope: str
+    size: int
+    unique_queries: int
+    label: ClusterLabel
+    dominant_function: str | None
+    dominant_share: float
+    share_lower_bound: float
+    training_examples: int
+    templates: list[str]
+    sample_queries: list[str]
+    version: int
+    updated_at: datetime
+
+
+class LabelTotal(_View):
+    """Live clusters and the records they hold, for one label."""
+
+    label: ClusterLabel
+    clusters: int
+    records: int
+
+
+class TrafficPoint(_View):
+    """Responses answered within one time bucket ``[start, start + bucket_s)``."""
+
+    start: datetime
+    requests: int
+    small: int
+    large: int
+    none: int
+    #: Share of the bucket's responses that the small model served.
+    coverage: float = Field(ge=0, le=1)
+    p50_ms: float
+    p90_ms: float
+
+
+class TrafficView(_View):
+    """Coverage and latency over time, plus the same figures over every retained bucket."""
+
+    bucket_s: float
+    points: list[TrafficPoint]
+    requests: int
+    coverage: float | None
+    p50_ms: float | None
+    p90_ms: float | None
+    #: Responses older than the retained window (or duplicates of a request already counted).
+    dropped: int
+    #: Responses counted earlier in buckets that have since left the window.
+    expired: int
+
+
+class PromotedModel(_View):
+    """The latest ``ModelUpdate`` of one generator (compacted ``model-updates`` topic)."""
+
+    generator: str
+    version: str
+    router_version: str | None
+    base_model: str
+    previous_version: str | None
+    eval_metrics: dict[str, float]
+    created_at: datetime
+
+
+class ServingVersions(_View):
+    """The newest generator and router versions named by responses (what serving runs now)."""
+
+    generator_version: str | None
+    router_version: str | None
+    #: When the newer of the two was answered.
+    answered_at: datetime
+
+
+class StreamStats(_View):
+    """How much the dashboard has read, and what it could not parse."""
+
+    records: dict[str, int]
+    invalid: int
+    last_error: str | None
+
+
+class DashboardView(_View):
+    """Everything the page shows."""
+
+    revision: int
+    refresh_s: float
+    clusters: list[ClusterRow]
+    clusters_live: int = Field(description="Live (not merged) clusters; ``clusters`` holds the largest of them")
+    clusters_merged: int
+    totals: list[LabelTotal]
+    traffic: TrafficView
+    promoted: list[PromotedModel]
+    serving: ServingVersions | None
+    stream: StreamStats
