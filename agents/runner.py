@@ -7,53 +7,68 @@ the consumer group's committed offsets, as an operator would.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
+from pydantic import BaseModel, SecretStr
 
 from odia_stream.settings import OdiaSettings
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with secrets revealed and paths as strings (for a child's environment)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, BaseModel):
+        return {name: _plain(getattr(value, name)) for name in type(value).model_fields}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
 def settings_env(settings: OdiaSettings) -> dict[str, str]:
-    """``ODIA_`` environment variables that reproduce ``settings`` in a child process."""
-    env: dict[str, str] = {
-        "ODIA_STATE_DIR": str(Path(settings.state_dir).resolve()),
-        "ODIA_APP_ID": settings.app_id,
-        "ODIA_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "ODIA_KAFKA__LOCAL_PORT": str(settings.kafka.local_port),
-        "ODIA_EMBEDDING__MODEL": settings.embedding.model,
-        "ODIA_STORE__BACKEND": settings.store.backend,
-        "ODIA_STORE__COLLECTION": settings.store.collection,
-    }
-    if settings.kafka.group_instance_id:
-        env["ODIA_KAFKA__GROUP_INSTANCE_ID"] = settings.kafka.group_instance_id
-    if settings.store.url:
-        env["ODIA_STORE__URL"] = settings.store.url
-    for group in ("topics", "clustering", "triggers"):
-        env[f"ODIA_{group.upper()}"] = getattr(settings, group).model_dump_json()
+    """``ODIA_`` environment variables that reproduce ``settings`` in a child process (every group
+    as JSON, the state dir absolute)."""
+    env: dict[str, str] = {}
+    for name in type(settings).model_fields:
+        value = _plain(getattr(settings, name))
+        if value is None:
+            continue
+        if name == "state_dir":
+            value = str(Path(value).resolve())
+        env[f"ODIA_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     return env
 
 
 class WorkerProcess:
-    """The ingest worker in a child process (``python -m agents.worker``)."""
+    """A worker in a child process: the ingest worker (``python -m agents.worker``) by default, or
+    another module (``trainer``, ``serving``) configured the same way."""
 
-    def __init__(self, settings: OdiaSettings, log_path: Path) -> None:
+    def __init__(self, settings: OdiaSettings, log_path: Path, module: str = "agents.worker") -> None:
         self.settings = settings
         self.log_path = log_path
+        self.module = module
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """Start the worker; its output goes to ``log_path``."""
-        env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("ODIA_")}  # settings win whole
+        env = {**inherited, **settings_env(self.settings), "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agents.worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", self.module], env=env, stdout=log, stderr=subprocess.STDOUT,
             cwd=Path(__file__).resolve().parent.parent,
         )
 

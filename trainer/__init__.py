@@ -1,2 +1,3 @@
-"""The trainer worker (consumes retrain triggers, fine-tunes the small generator with LoRA,
-gates it and publishes ``ModelUpdate``s). Not implemented yet: see the trainer issue."""
+"""The trainer worker: consumes retrain triggers, fine-tunes the small generator with LoRA
+(``odia_stream.training``), gates it against the serving version and publishes ``ModelUpdate``s.
+Run it with ``odia trainer run`` (or ``python -m trainer``)."""

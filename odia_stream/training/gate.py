@@ -1,0 +1,121 @@
+"""The evaluation gate: generate on held-out records and compare with the large model's calls.
+
+Accuracy is the AST match of :func:`~odia_stream.evaluation.ast_match` (function name exact,
+required arguments present, no unknown arguments, values equal after light normalisation).
+A generation that does not parse, or names a tool that is not offered, counts as a miss.
+A candidate is promoted only when its accuracy reaches the gate and is not below the serving
+version's accuracy on the same records.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from odia_stream.evaluation import ast_match
+from odia_stream.generation.calls import call_from, request_for
+from odia_stream.generation.protocol import AdapterRef, SmallGenerator
+from odia_stream.prompting import PromptOptions, render_prompt
+from odia_stream.training.dataset import TrainingRecord
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """AST accuracy of one generator version on a fixed record set, with the reasons of misses."""
+
+    version: str | None
+    records: int
+    correct: int
+    reasons: dict[str, int]
+    by_function: dict[str, tuple[int, int]]
+    mean_ms: float
+    examples: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        """Correct / records (0 for an empty set)."""
+        return self.correct / self.records if self.records else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready view."""
+        return {
+            "version": self.version,
+            "records": self.records,
+            "correct": self.correct,
+            "accuracy": round(self.accuracy, 6),
+            "reasons": self.reasons,
+            "by_function": {f: {"correct": c, "records": n} for f, (c, n) in sorted(self.by_function.items())},
+            "mean_ms_per_record": round(self.mean_ms, 2),
+            "examples": self.examples,
+        }
+
+
+async def evaluate_generator(
+    generator: SmallGenerator,
+    records: Sequence[TrainingRecord],
+    options: PromptOptions,
+    adapter: AdapterRef | None,
+    *,
+    batch_size: int = 8,
+    keep_examples: int = 5,
+) -> EvalReport:
+    """Generate a call for every record with ``adapter`` (``None`` = base model zero-shot) and score it."""
+    correct = 0
+    reasons: Counter[str] = Counter()
+    per_fn: dict[str, list[int]] = {}
+    total_ms = 0.0
+    examples: list[dict[str, str]] = []
+    for start in range(0, len(records), batch_size):
+        chunk = records[start : start + batch_size]
+        prompts = [render_prompt(r.tools, r.history, r.query, options) for r in chunk]
+        results = await generator.generate([request_for(p, adapter) for p in prompts])
+        for record, prompt, result in zip(chunk, prompts, results, strict=True):
+            total_ms += result.ms / len(chunk)
+            checked = call_from(result, prompt, check_required=False)
+            tool = next((t.function for t in record.tools if t.function.name == record.call.name), None)
+            if checked.call is None:
+                reason = (checked.error or "parse").split(":", 1)[0]
+                ok = False
+            else:
+                match = ast_match(checked.call, record.call, tool)
+                ok, reason = match.ok, match.reason
+            reasons[reason] += 1
+            stat = per_fn.setdefault(record.call.name, [0, 0])
+            stat[1] += 1
+            if ok:
+                correct += 1
+                stat[0] += 1
+            elif len(examples) < keep_examples:
+                examples.append({"query": record.query, "expected": record.call.model_dump_json(), "got": result.text})
+    return EvalReport(
+        version=adapter.version if adapter else None,
+        records=len(records),
+        correct=correct,
+        reasons=dict(sorted(reasons.items())),
+        by_function={f: (c, n) for f, (c, n) in per_fn.items()},
+        mean_ms=total_ms / len(records) if records else 0.0,
+        examples=examples,
+    )
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Whether a candidate may replace the serving version, and why."""
+
+    promote: bool
+    reason: str
+
+
+def gate(candidate: EvalReport, current: EvalReport | None, min_accuracy: float) -> GateDecision:
+    """Promote only at or above ``min_accuracy`` and not worse than ``current`` on the same records."""
+    if candidate.records == 0:
+        return GateDecision(False, "no eval records: nothing to judge the candidate on")
+    if candidate.accuracy < min_accuracy:
+        return GateDecision(False, f"accuracy {candidate.accuracy:.3f} below the gate {min_accuracy:.3f}")
+    if current is not None and candidate.accuracy < current.accuracy:
+        return GateDecision(
+            False, f"accuracy {candidate.accuracy:.3f} below the serving version {current.version} ({current.accuracy:.3f})"
+        )
+    return GateDecision(True, f"accuracy {candidate.accuracy:.3f} >= gate {min_accuracy:.3f}"
+                        + (f" and >= serving {current.accuracy:.3f}" if current else ""))

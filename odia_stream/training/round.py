@@ -1,0 +1,198 @@
+"""One training round: learner snapshot → balanced set → LoRA → gate → registry → ``ModelUpdate``.
+
+The round is the trainer's domain logic (no Kafka): the worker in ``trainer/`` feeds it the
+retrain triggers it consumed and publishes the ``ModelUpdate`` it returns. Every round writes a
+JSON report, whatever its outcome, before the worker commits the triggers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from odia_stream.adapters.digest import adapter_sha256
+from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
+from odia_stream.clustering.views import LearnerView
+from odia_stream.generation.protocol import AdapterRef, SmallGenerator
+from odia_stream.prompting import PROMPT_FORMAT_VERSION, render_record
+from odia_stream.settings import OdiaSettings
+from odia_stream.training.dataset import TrainingSet, build_training_set
+from odia_stream.training.gate import EvalReport, GateDecision, evaluate_generator, gate
+from odia_stream.training.lora import LoraTrainResult, TrainingExample, train_lora
+from schemas import ModelUpdate, RetrainTrigger
+
+log = logging.getLogger("odia.trainer")
+
+#: Builds the router paired with a promoted adapter: (learner snapshot, adapter version) → router version.
+RouterBuilder = Callable[[LearnerView, str], str]
+
+RoundStatus = Literal["promoted", "rejected", "skipped"]
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """What a round did; ``update`` is set only when an adapter was promoted."""
+
+    status: RoundStatus
+    reason: str
+    report_path: Path
+    training_set: TrainingSet | None = None
+    train: LoraTrainResult | None = None
+    candidate: EvalReport | None = None
+    current: EvalReport | None = None
+    entry: AdapterEntry | None = None
+    update: ModelUpdate | None = None
+
+
+def training_examples(training_set: TrainingSet, settings: OdiaSettings) -> list[TrainingExample]:
+    """The supervised examples of a training set in the serving prompt format."""
+    out = []
+    for record in training_set.train:
+        prompt, target = render_record(record, settings.prompt)
+        out.append(TrainingExample(messages=prompt.messages, completion=target))
+    return out
+
+
+class TrainingRound:
+    """Runs rounds against one loaded generator (for evaluation) and one adapter registry."""
+
+    def __init__(
+        self,
+        settings: OdiaSettings,
+        *,
+        generator: SmallGenerator,
+        registry: AdapterRegistry,
+        base_model_dir: Path,
+        open_view: Callable[[], LearnerView],
+        router_builder: RouterBuilder | None = None,
+    ) -> None:
+        self.settings = settings
+        self.generator = generator
+        self.registry = registry
+        self.base_model_dir = base_model_dir
+        self.open_view = open_view
+        self.router_builder = router_builder
+        self.reports_dir = settings.state_dir / "trainer" / "reports"
+
+    # -- the round -------------------------------------------------------------------------------
+    def run(self, triggers: Sequence[RetrainTrigger]) -> RoundOutcome:
+        """Train, evaluate and maybe promote, for the coalesced ``triggers`` (one generator for all apps)."""
+        started = datetime.now(UTC)
+        round_id = started.strftime("%Y%m%dT%H%M%S%fZ")
+        with self.open_view() as view:
+            ts = build_training_set(view, None, self.settings.training_data, progress=True)
+            distinct = sum(ts.stats.train_distinct.values())
+            if distinct < self.settings.trainer.min_train_records:
+                return self._finish(round_id, triggers, started, RoundOutcome(
+                    "skipped", f"{distinct} distinct training records < trainer.min_train_records "
+                    f"({self.settings.trainer.min_train_records})", Path(), training_set=ts))
+            if not ts.eval:
+                return self._finish(round_id, triggers, started, RoundOutcome(
+                    "skipped", "no held-out records to evaluate on (training_data.eval_share too small?)", Path(),
+                    training_set=ts))
+            work = Path(tempfile.mkdtemp(prefix="round-", dir=self._work_root()))
+            try:
+                outcome = self._train_and_gate(ts, work, view)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        return self._finish(round_id, triggers, started, outcome)
+
+    def _work_root(self) -> Path:
+        root = self.settings.state_dir / "trainer" / "work"
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+
+    def _train_and_gate(self, ts: TrainingSet, work: Path, view: LearnerView) -> RoundOutcome:
+        examples = training_examples(ts, self.settings)
+        trained = train_lora(self.base_model_dir, examples, self.settings.trainer, work / "adapter", progress=True)
+        sha = adapter_sha256(trained.adapter_dir)
+        candidate_ref = AdapterRef(f"candidate-{sha[:12]}", trained.adapter_dir, sha, self.generator.base_model)
+        serving = self.registry.current()
+        candidate, current = asyncio.run(self._evaluate(ts, candidate_ref, serving))
+        decision: GateDecision = gate(candidate, current, self.settings.trainer.eval_gate_accuracy)
+        log.info("gate: %s", decision.reason)
+        if not decision.promote:
+            return RoundOutcome("rejected", decision.reason, Path(), ts, trained, candidate, current)
+        metrics = {
+            "eval_accuracy": round(candidate.accuracy, 6),
+            "eval_records": float(candidate.records),
+            "train_records": float(len(examples)),
+            "train_steps": float(trained.steps),
+            "final_loss": round(trained.losses[-1], 6) if trained.losses else float("nan"),
+            "prompt_format_version": float(PROMPT_FORMAT_VERSION),
+        }
+        if current is not None:
+            metrics["serving_eval_accuracy"] = round(current.accuracy, 6)
+        entry = self.registry.register(
+            trained.adapter_dir, base_model=self.generator.base_model, eval_metrics=metrics,
+            parent=serving.version if serving else None,
+        )
+        router_version = self.router_builder(view, entry.version) if self.router_builder else None
+        self.registry.promote(entry.version)
+        update = AdapterRegistry.to_model_update(
+            entry, self.settings.generator.name, previous_version=serving.version if serving else None
+        ).model_copy(update={"router_version": router_version})
+        return RoundOutcome("promoted", decision.reason, Path(), ts, trained, candidate, current, entry, update)
+
+    async def _evaluate(
+        self, ts: TrainingSet, candidate: AdapterRef, serving: AdapterEntry | None
+    ) -> tuple[EvalReport, EvalReport | None]:
+        bs = self.settings.trainer.eval_batch_size
+        await self.generator.load_adapter(candidate)
+        try:
+            cand = await evaluate_generator(self.generator, ts.eval, self.settings.prompt, candidate, batch_size=bs)
+        finally:
+            await self.generator.unload_adapter(candidate.version)
+        current = None
+        if serving is not None:
+            ref = serving.ref()
+            if ref.version not in self.generator.loaded_versions():
+                await self.generator.load_adapter(ref)
+            current = await evaluate_generator(self.generator, ts.eval, self.settings.prompt, ref, batch_size=bs)
+        return cand, current
+
+    # -- report ----------------------------------------------------------------------------------
+    def _finish(
+        self, round_id: str, triggers: Sequence[RetrainTrigger], started: datetime, outcome: RoundOutcome
+    ) -> RoundOutcome:
+        ts = outcome.training_set
+        report = {
+            "round": round_id,
+            "status": outcome.status,
+            "reason": outcome.reason,
+            "started_at": started.isoformat(),
+            "finished_at": datetime.now(UTC).isoformat(),
+            "triggers": [t.trigger_id for t in triggers],
+            "training_set": None if ts is None else {
+                "fingerprint": ts.fingerprint, "store_version": ts.store_version,
+                "train": len(ts.train), "eval": len(ts.eval), "stats": ts.stats.model_dump(),
+            },
+            "train": None if outcome.train is None else {
+                "steps": outcome.train.steps, "seconds": round(outcome.train.seconds, 2),
+                "seconds_per_step": round(outcome.train.seconds_per_step, 3),
+                "peak_rss_mb": round(outcome.train.peak_rss_mb, 1), "losses": [round(x, 5) for x in outcome.train.losses],
+                "stop_reason": outcome.train.stop_reason,
+            },
+            "candidate_eval": outcome.candidate.as_dict() if outcome.candidate else None,
+            "serving_eval": outcome.current.as_dict() if outcome.current else None,
+            "model_update": json.loads(outcome.update.model_dump_json()) if outcome.update else None,
+        }
+        self.reports_dir.mkdir(parents=True, exist_ok=True)
+        path = self.reports_dir / f"round-{round_id}.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        log.info("round %s: %s (%s); report %s", round_id, outcome.status, outcome.reason, path)
+        return RoundOutcome(
+            outcome.status, outcome.reason, path, outcome.training_set, outcome.train, outcome.candidate,
+            outcome.current, outcome.entry, outcome.update,
+        )

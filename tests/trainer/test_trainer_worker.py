@@ -1,0 +1,106 @@
+"""The trainer worker end to end: real learner state, real SmolLM2 + LoRA, real broker.
+
+A retrain trigger on the topic → one round: balanced set, a few LoRA steps, the AST-match gate,
+a content-addressed adapter in the registry and a ``ModelUpdate`` on the model-updates topic.
+A second round whose candidate is worse than the serving adapter is refused by the gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from confluent_kafka import Producer
+
+from agents.topics import ensure_topics
+from odia_stream.adapters.digest import adapter_sha256, version_of
+from odia_stream.adapters.registry import open_registry
+from odia_stream.clustering import SourcedItem
+from odia_stream.clustering.factory import open_learner
+from odia_stream.settings import OdiaSettings
+from odia_stream.training.gate import EvalReport, gate
+from schemas import FCLogEvent, ModelUpdate, RetrainTrigger
+from trainer.worker import TrainerWorker
+
+pytestmark = pytest.mark.integration
+
+
+def _trainer_settings(settings: OdiaSettings, tmp_path: Path, **trainer: object) -> OdiaSettings:
+    return settings.model_copy(update={
+        "trainer": settings.trainer.model_copy(update={
+            "max_steps": 10, "batch_size": 4, "learning_rate": 3e-3, "max_seq_len": 256,
+            "eval_gate_accuracy": 0.0, "min_train_records": 8, "coalesce_s": 0.5, **trainer,
+        }),
+        "training_data": settings.training_data.model_copy(update={
+            "max_per_function": 8, "min_per_function": 4, "max_eval_per_function": 1, "eval_share": 0.2,
+        }),
+        "generator": settings.generator.model_copy(update={"max_new_tokens": 40}),
+    })
+
+
+def _trigger(n: int) -> RetrainTrigger:
+    return RetrainTrigger(
+        trigger_id=f"t{n}", app="default", reason="manual", new_examples=1, total_examples=1,
+        simple_clusters=1, store_version=1, embedder_id="test",
+    )
+
+
+def _publish(settings: OdiaSettings, trigger: RetrainTrigger) -> None:
+    p = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    p.produce(settings.topics.retrain_triggers.name, key=trigger.app.encode(), value=trigger.model_dump_json())
+    p.produce(settings.topics.retrain_triggers.name, key=b"default", value=b"{not a trigger")
+    assert p.flush(10) == 0
+
+
+def test_trigger_to_gated_content_addressed_model_update(
+    settings: OdiaSettings, tmp_path: Path, snips_events: list[FCLogEvent], read_topic: Callable[..., list]
+) -> None:
+    s = _trainer_settings(settings, tmp_path)
+    ensure_topics(s.kafka.bootstrap_servers, s.topics.all())
+    learner = open_learner(s)
+    events = snips_events[:700]
+    for i in range(0, len(events), 256):
+        learner.process_batch([SourcedItem("t", 0, j, e) for j, e in enumerate(events[i : i + 256], start=i)])
+    learner.close()
+
+    worker = TrainerWorker(s)
+    _publish(s, _trigger(1))
+    counters = worker.run(max_rounds=1)
+    assert counters.promoted == 1, counters.outcomes[-1].reason if counters.outcomes else counters
+    assert counters.dead_lettered == 1
+    outcome = counters.outcomes[-1]
+    assert outcome.candidate is not None and outcome.candidate.accuracy >= 0.5
+    assert outcome.report_path.is_file()
+
+    updates = [ModelUpdate.model_validate_json(v) for _, v in read_topic(s.kafka.bootstrap_servers, s.topics.model_updates.name)]
+    mine = [u for u in updates if u.version == outcome.update.version]  # type: ignore[union-attr]
+    assert len(mine) == 1
+    update = mine[0]
+    adapter_dir = Path(urlparse(update.adapter_uri).path)
+    assert adapter_sha256(adapter_dir) == update.sha256 and update.version == version_of(update.sha256)
+    assert update.eval_metrics["eval_accuracy"] == pytest.approx(outcome.candidate.accuracy, abs=1e-6)
+    registry = open_registry(s)
+    assert registry.current().version == update.version  # type: ignore[union-attr]
+
+    # A much weaker candidate (one step at a tiny learning rate: about the base model) is refused.
+    worker.round.settings = worker.settings = _trainer_settings(settings, tmp_path, max_steps=1, learning_rate=1e-7)
+    _publish(s, _trigger(2))
+    counters = worker.run(max_rounds=2)
+    second = counters.outcomes[-1]
+    assert second.status == "rejected", second.reason
+    assert second.current is not None and second.candidate is not None
+    assert second.candidate.accuracy < second.current.accuracy
+    assert registry.current().version == update.version  # type: ignore[union-attr]
+
+
+def test_gate_rules() -> None:
+    def report(correct: int, n: int = 10, version: str | None = "x") -> EvalReport:
+        return EvalReport(version, n, correct, {}, {}, 0.0)
+
+    assert gate(report(9), None, 0.9).promote
+    assert not gate(report(8), None, 0.9).promote
+    assert not gate(report(9), report(10, version="cur"), 0.5).promote
+    assert gate(report(10), report(10, version="cur"), 0.5).promote
+    assert not gate(report(0, n=0), None, 0.0).promote

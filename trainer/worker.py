@@ -1,0 +1,182 @@
+"""The trainer worker: retrain-triggers topic → :class:`~odia_stream.training.round.TrainingRound`
+→ model-updates topic.
+
+Triggers that arrive together (within ``trainer.coalesce_s``) are coalesced into one round.
+Offsets are committed only after the round's outcome is out: its report written and, when an
+adapter was promoted, its ``ModelUpdate`` flushed to the broker. A crash before that re-runs
+the round; training is seeded and the registry is content-addressed, so the re-run registers the
+same version again instead of a new one. A trigger that does not parse goes to the dead-letter
+topic with its reason; a round that fails is reported and logged, and the worker goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer
+from pydantic import ValidationError
+
+from agents.topics import ensure_topics
+from odia_stream.adapters.registry import open_registry
+from odia_stream.clustering.factory import open_learner_view
+from odia_stream.generation.base_model import ensure_base_model
+from odia_stream.generation.hf_generator import HFGenerator
+from odia_stream.settings import OdiaSettings, get_settings
+from odia_stream.training.round import RoundOutcome, RouterBuilder, TrainingRound
+from schemas import DeadLetter, RetrainTrigger
+
+log = logging.getLogger("odia.trainer")
+
+
+@dataclass
+class TrainerCounters:
+    """What the worker did since it started."""
+
+    triggers: int = 0
+    dead_lettered: int = 0
+    rounds: int = 0
+    promoted: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    failed: int = 0
+    outcomes: list[RoundOutcome] = field(default_factory=list)
+
+
+class TrainerWorker:
+    """Consumes triggers, runs rounds, publishes updates; ``stop()`` ends ``run()`` between rounds."""
+
+    def __init__(self, settings: OdiaSettings, *, router_builder: RouterBuilder | None = None) -> None:
+        self.settings = settings
+        self.counters = TrainerCounters()
+        self._stop = threading.Event()
+        ensure_topics(settings.kafka.bootstrap_servers, settings.topics.all())
+        base_dir = ensure_base_model(settings)
+        self.generator = HFGenerator.from_settings(settings)
+        self.round = TrainingRound(
+            settings,
+            generator=self.generator,
+            registry=open_registry(settings),
+            base_model_dir=base_dir,
+            open_view=lambda: open_learner_view(settings),
+            router_builder=router_builder,
+        )
+        k = settings.kafka
+        self.consumer = Consumer({
+            "bootstrap.servers": k.bootstrap_servers,
+            "group.id": f"{settings.app_id}-trainer",
+            "group.instance.id": f"{k.group_instance_id or settings.app_id + '-' + socket.gethostname()}-trainer",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            # A round can take many minutes; the group must not evict the worker meanwhile.
+            "max.poll.interval.ms": int(max(settings.trainer.max_minutes * 3, 30) * 60_000),
+        })
+        self.producer = Producer({"bootstrap.servers": k.bootstrap_servers, "enable.idempotence": True})
+
+    def stop(self) -> None:
+        """Ask ``run()`` to return after the current round."""
+        self._stop.set()
+
+    def _dead_letter(self, msg: Message, code: str, reason: str) -> None:
+        letter = DeadLetter(
+            reason_code=code, reason=reason, source_topic=msg.topic(), source_partition=msg.partition(),
+            source_offset=msg.offset(), raw_b64=DeadLetter.encode(msg.value() or b""),
+            source_key_b64=DeadLetter.encode(msg.key()) if msg.key() is not None else None,
+        )
+        self.producer.produce(self.settings.topics.dead_letters.name, key=msg.key(), value=letter.model_dump_json())
+        self.counters.dead_lettered += 1
+
+    def _collect(self) -> tuple[list[Message], list[RetrainTrigger]]:
+        """Block until a trigger arrives, then gather more for ``coalesce_s``."""
+        msgs: list[Message] = []
+        deadline: float | None = None
+        while not self._stop.is_set():
+            timeout = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            batch = self.consumer.consume(num_messages=100, timeout=timeout)
+            for m in batch:
+                if m.error() is None:
+                    msgs.append(m)
+                elif m.error().code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error: %s", m.error())
+            if msgs and deadline is None:
+                deadline = time.monotonic() + self.settings.trainer.coalesce_s
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        triggers: list[RetrainTrigger] = []
+        for m in msgs:
+            try:
+                triggers.append(RetrainTrigger.model_validate_json(m.value() or b""))
+            except ValidationError as exc:
+                self._dead_letter(m, "schema", f"not a RetrainTrigger: {exc.errors()[0]['msg']}")
+        self.counters.triggers += len(triggers)
+        return msgs, triggers
+
+    def run_once(self, triggers: list[RetrainTrigger]) -> RoundOutcome | None:
+        """One round for ``triggers``; its ``ModelUpdate`` is flushed before this returns."""
+        self.counters.rounds += 1
+        try:
+            outcome = self.round.run(triggers)
+        except Exception:  # a bad round must not take the worker down
+            log.error("round failed:\n%s", traceback.format_exc())
+            self.counters.failed += 1
+            return None
+        self.counters.outcomes.append(outcome)
+        setattr(self.counters, outcome.status, getattr(self.counters, outcome.status) + 1)
+        if outcome.update is not None:
+            u = outcome.update
+            self.producer.produce(
+                self.settings.topics.model_updates.name, key=u.generator.encode(), value=u.model_dump_json()
+            )
+            log.info("published ModelUpdate %s (router %s)", u.version, u.router_version)
+        return outcome
+
+    def run(self, max_rounds: int | None = None) -> TrainerCounters:
+        """Consume until ``stop()`` (or ``max_rounds`` rounds); commits after each round's outcome is out."""
+        self.consumer.subscribe([self.settings.topics.retrain_triggers.name])
+        try:
+            while not self._stop.is_set() and (max_rounds is None or self.counters.rounds < max_rounds):
+                msgs, triggers = self._collect()
+                if not msgs:
+                    continue
+                if triggers:
+                    self.run_once(triggers)
+                remaining = self.producer.flush(30)
+                if remaining:
+                    log.error("%d messages not delivered; triggers stay uncommitted and will be re-run", remaining)
+                    continue
+                self.consumer.commit(asynchronous=False)
+        finally:
+            self.consumer.close()
+            self.producer.flush(10)
+        return self.counters
+
+
+def default_router_builder(settings: OdiaSettings) -> RouterBuilder | None:
+    """The router snapshot builder paired with promoted adapters (``None`` when routing is unavailable)."""
+    try:
+        from odia_stream.routing.build import router_builder_for
+    except ImportError:
+        return None
+    return router_builder_for(settings)
+
+
+def run(settings: OdiaSettings | None = None, loglevel: str = "info") -> None:
+    """Run the worker until SIGINT/SIGTERM."""
+    settings = settings or get_settings()
+    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    worker = TrainerWorker(settings, router_builder=default_router_builder(settings))
+    handler: Callable[[int, object], None] = lambda *_: worker.stop()  # noqa: E731
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    worker.run()
+
+
+def main() -> None:
+    """``python -m trainer``."""
+    run()
