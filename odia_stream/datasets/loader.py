@@ -11,16 +11,18 @@ from odia_stream.datasets.base import DatasetError, ReadStats
 from odia_stream.datasets.hammerbench import LANGS, is_hammerbench_file, read_hammerbench
 from odia_stream.datasets.jsonl import is_jsonl_path, read_jsonl
 from odia_stream.datasets.snips import is_snips_dir, is_snips_file, read_snips
+from odia_stream.datasets.synthetic_music import is_synthetic_spec, parse_synthetic_spec, read_synthetic
 from schemas import FCLogEvent
 
 __all__ = ["DatasetFormat", "detect_format", "load_dataset"]
 
-DatasetFormat = Literal["hammerbench", "snips", "jsonl"]
+DatasetFormat = Literal["hammerbench", "snips", "jsonl", "synthetic"]
 
 _SUPPORTED = (
     "a HammerBench folder (with zh/ and/or en/), a HammerBench language folder or .json file, "
     "the SNIPS folder (train_<Intent>_full.json, validate_<Intent>.json) or one of its files, "
-    "a .jsonl / .jsonl.gz file of FCLogEvent, or a folder of such files"
+    "a .jsonl / .jsonl.gz file of FCLogEvent, or a folder of such files; "
+    "or synthetic:music[:n=N,seed=S,...] (built-in synthetic traffic, no files)"
 )
 
 
@@ -31,6 +33,9 @@ def _jsonl_files(folder: Path) -> list[Path]:
 def detect_format(path: Path) -> DatasetFormat:
     """Which reader ``path`` needs; :class:`DatasetError` naming the supported layouts if none."""
     path = Path(path)
+    if is_synthetic_spec(path):
+        parse_synthetic_spec(path)  # an unknown name or option fails here
+        return "synthetic"
     if not path.exists():
         raise DatasetError(path, None, "no such file or directory")
     if path.is_file():
@@ -83,6 +88,8 @@ def load_dataset(
         raise ValueError("limit must be >= 0")
     path = Path(path)
     fmt = detect_format(path)
+    if fmt == "synthetic":
+        return read_synthetic(path, lang=lang, limit=limit, stats=stats)
     if fmt == "hammerbench" and lang is not None and lang not in LANGS:
         raise DatasetError(path, None, f"HammerBench languages are {LANGS}, not {lang!r}")
     if fmt == "snips" and lang not in (None, "en"):
