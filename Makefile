@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` (the main job) and `make test`.
 SHELL := /bin/bash
 VENV := .venv/bin
-DATASET ?= ../shared/datasets/snips
+DATASET ?= synthetic:music
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test test-vllm bench clean
@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 setup:
 	@bash scripts/setup_env.sh
 
-## The main job: local broker, topics, the ingest agents, a dataset replay, the cluster summary.
+## The main job: the whole loop (agents, trainer, serving as processes), then its report in reports/demo.
 demo: setup
 	@$(VENV)/odia demo --dataset "$(DATASET)"
 

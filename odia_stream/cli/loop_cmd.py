@@ -1,0 +1,40 @@
+"""``odia demo`` (the main job: the whole loop and its report) and ``odia up`` (the loop's workers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def demo(
+    dataset: str = typer.Option(
+        "synthetic:music", help="synthetic:music (built-in, synthetic), or a HammerBench/SNIPS folder or FC-log JSONL."
+    ),
+    events: int = typer.Option(6000, help="Events to generate (synthetic) or read (datasets)."),
+    held_out: int = typer.Option(200, help="Held-out requests sent to serving in phase 2."),
+    train_steps: int = typer.Option(24, help="LoRA steps of the trainer's round."),
+    train_minutes: float = typer.Option(6.0, help="Upper bound on training time."),
+    rate: float = typer.Option(4.0, help="Requests per second in phase 2."),
+    seed: int = typer.Option(0, help="Seed of the synthetic traffic and the split."),
+    out: Path = typer.Option(Path("reports/demo"), help="Report directory (JSON, Markdown, PNG)."),
+) -> None:
+    """The main job: broker, agents, trainer and serving as processes; learn, distil, hot-swap, serve; report."""
+    from rich.console import Console
+
+    from agents.loop_demo import DemoSizes, run_loop_demo
+    from odia_stream.settings import get_settings
+
+    sizes = DemoSizes(events=events, held_out=held_out, train_steps=train_steps, train_minutes=train_minutes,
+                      request_rate=rate)
+    run_loop_demo(get_settings(), dataset, sizes=sizes, seed=seed, out_dir=out, console=Console())
+
+
+def up(
+    services: str = typer.Option("agents,trainer,serving", help="Comma-separated workers to run."),
+) -> None:
+    """Run the loop's workers (and the local broker when configured) until Ctrl-C; stop them cleanly."""
+    from agents.supervisor import supervise
+    from odia_stream.settings import get_settings
+
+    supervise(get_settings(), [s.strip() for s in services.split(",") if s.strip()])

@@ -1,0 +1,57 @@
+"""The demo report's figures, from requests and responses built out of real dataset records."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from odia_stream.demo.report import HeldOut, build_report, coverage_series, write_report
+from schemas import FCLogEvent, FunctionCall, LatencyBreakdown, ServeRequest, ServeResponse
+
+
+def _held(events: list[FCLogEvent]) -> list[HeldOut]:
+    return [
+        HeldOut(ServeRequest(request_id=e.event_id, app=e.app, query=e.query, history=e.history, tools=e.tools), e.call)
+        for e in events
+    ]
+
+
+def _resp(h: HeldOut, served_by: str, call: FunctionCall | None, ms: float, t: int) -> ServeResponse:
+    return ServeResponse(
+        request_id=h.request.request_id, call=call, served_by=served_by, route_reason="cluster_match" if served_by == "small" else "complex_cluster",  # type: ignore[arg-type]
+        latency=LatencyBreakdown(route_ms=3, generate_ms=ms - 3, validate_ms=0, total_ms=ms),
+        answered_at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=t),
+    )
+
+
+def test_figures(snips_events: list[FCLogEvent], tmp_path: Path) -> None:
+    events = [e for e in snips_events if e.call is not None][:10]
+    held = _held(events)
+    wrong = FunctionCall(name=next(t.function.name for t in events[1].tools if t.function.name != events[1].call.name),
+                         arguments={})
+    other_args = FunctionCall(name=events[2].call.name, arguments={"zzz": "1"})
+    responses = [
+        _resp(held[0], "small", events[0].call, 300, 0),  # right
+        _resp(held[1], "small", wrong, 300, 1),  # wrong function
+        _resp(held[2], "small", other_args, 300, 2),  # right function, wrong arguments
+        *[_resp(h, "large", h.expected, 1600, 3 + i) for i, h in enumerate(held[3:9])],
+    ]  # held[9] unanswered
+    baseline = {h.request.request_id: 1600.0 for h in held}
+    r = build_report(held, responses, baseline, large_model="replay-simulated(x)", simulated_large=True)
+    assert r["answered"] == 9 and r["unanswered"] == 1
+    assert r["coverage"] == pytest.approx(3 / 9, abs=1e-4)
+    assert r["router_precision"] == pytest.approx(2 / 3, abs=1e-4)
+    assert r["small_ast_accuracy"] == pytest.approx(1 / 3, abs=1e-4)
+    f = r["expected_latency_formula"]
+    assert f["E_L_ms"] == pytest.approx(3 / 9 * 300 + 6 / 9 * 1600, abs=0.01)
+    assert f["reduction_vs_baseline"] == pytest.approx(1 - f["E_L_ms"] / 1600, abs=1e-3)
+    assert r["latency_ms"]["odia"]["p50"] == 1600 and "simulated" in r["large_model_latency"]
+    xs, ys = coverage_series(responses)
+    assert xs[0] == 0 and ys[2] == 1.0 and ys[-1] == pytest.approx(3 / 9)
+    paths = write_report(r, responses, baseline, tmp_path)
+    assert all(p.stat().st_size > 0 for p in paths)
+    assert json.loads(paths[0].read_text())["served_small"] == 3
+    assert "simulated" in paths[1].read_text()
