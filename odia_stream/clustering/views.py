@@ -186,13 +186,15 @@ class LearnerView(LearnerViews):
         self._dictionary_factory = dictionary_factory
         self.dictionaries = {}
         self._templaters = {}
-        with self.db.snapshot():
-            self._embedder_id = self.db.get_meta("embedder_id") or ""
-            self.state_version = int(self.db.get_meta("state_version", "0") or 0)
-            self.clusters = {c.cluster_id: c for c in self.db.load_clusters()}
-            self.groups = {g.group_id: g for g in self.db.load_groups()}
-            for app, etype, value, count in self.db.entities():
-                self.dictionary_of(app).add(etype, value, source="learned", count=count)
+        # One read transaction for the view's whole life: clusters, groups and the examples read
+        # later (training sets) all come from the same committed state, while ingest goes on.
+        self.db.conn.execute("BEGIN")
+        self._embedder_id = self.db.get_meta("embedder_id") or ""
+        self.state_version = int(self.db.get_meta("state_version", "0") or 0)
+        self.clusters = {c.cluster_id: c for c in self.db.load_clusters()}
+        self.groups = {g.group_id: g for g in self.db.load_groups()}
+        for app, etype, value, count in self.db.entities():
+            self.dictionary_of(app).add(etype, value, source="learned", count=count)
 
     @property
     def embedder_id(self) -> str:
@@ -200,7 +202,9 @@ class LearnerView(LearnerViews):
         return self._embedder_id
 
     def close(self) -> None:
-        """Close the database connection."""
+        """End the read transaction and close the database connection."""
+        if self.db.conn.in_transaction:
+            self.db.conn.execute("COMMIT")
         self.db.close()
 
     def __enter__(self) -> LearnerView:

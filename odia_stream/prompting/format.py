@@ -1,0 +1,282 @@
+"""The small generator's prompt and output format, used by both the trainer and serving.
+
+Prompt (chat messages, roles system/user/assistant only): a system message with the offered
+tools (compact lines or full JSON schemas) and the output instruction, then up to
+``max_history_turns`` recent turns (earlier calls written as the model writes calls, tool
+results as user text), then the query. Output: the call as compact JSON,
+
+* ``no_output_prefix`` on: ``{"<function>":{<arguments>}}``: the text starts with the call
+  itself, without a ``<tool_call>`` wrapper and without the constant ``{"name":`` /
+  ``"arguments":`` tokens, yet it is still JSON, so a structured-output decoder can hold it to
+  :attr:`RenderedPrompt.output_schema`;
+* off: ``<tool_call>\\n{"name":"<function>","arguments":{<arguments>}}\\n</tool_call>`` (the
+  usual function-calling format: the baseline of the token measurements).
+
+With ``alias_arguments`` argument names are single-token aliases in prompt and output, and
+:func:`parse_output` maps them back. Changing any text here changes what adapters were trained
+on: bump :data:`PROMPT_FORMAT_VERSION` when you do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from pydantic import ValidationError
+
+from odia_stream.evaluation.output_schema import build_output_schema
+from odia_stream.prompting.aliases import ArgumentAliases
+from odia_stream.prompting.compact import render_tools_compact, render_tools_json
+from odia_stream.settings import PromptSettings
+from schemas import ChatMessage, FunctionCall, ToolSpec
+
+#: Version of the prompt/output text format (record it with every trained adapter).
+PROMPT_FORMAT_VERSION = 1
+
+#: The prompt options are the ``prompt`` settings group.
+PromptOptions = PromptSettings
+
+#: How a call is written: ``keyed`` ``{"f":{...}}``, ``name_arguments`` ``{"name":"f","arguments":{...}}``,
+#: ``wrapped`` = name_arguments inside ``<tool_call>`` tags.
+CallStyle = Literal["keyed", "name_arguments", "wrapped"]
+
+WRAP_OPEN = "<tool_call>"
+WRAP_CLOSE = "</tool_call>"
+
+FULL_INTRO = (
+    "You are a function calling AI model. You are provided with function signatures within "
+    "<tools></tools> XML tags. You may call one of these functions to assist with the user query. "
+    "Don't make assumptions about what values to plug into functions. Here are the available tools:"
+)
+COMPACT_INTRO = "Call one of these functions for the user's last message (* = required argument):"
+_INSTRUCTIONS: dict[tuple[CallStyle, bool], str] = {
+    ("keyed", True): 'Reply with only the call as JSON: {"<function>":{"<argument>":<value>}}',
+    ("keyed", False): (
+        "Return only a json object whose single key is the function name and whose value is the object of "
+        'arguments: {"<function-name>": <args-dict>}'
+    ),
+    ("wrapped", True): (
+        "Reply with only the call inside <tool_call></tool_call> tags:\n"
+        '<tool_call>\n{"name":"<function>","arguments":{"<argument>":<value>}}\n</tool_call>'
+    ),
+    ("wrapped", False): (
+        "For the function call, return a json object with the function name and arguments within "
+        "<tool_call></tool_call> XML tags:\n"
+        '<tool_call>\n{"name": <function-name>, "arguments": <args-dict>}\n</tool_call>'
+    ),
+}
+
+
+class OutputParseError(ValueError):
+    """The model's output is not a call in the expected format."""
+
+
+class PromptRecord(Protocol):
+    """What a prompt and its target are rendered from (``FCLogEvent`` and ``TrainingRecord`` fit)."""
+
+    @property
+    def query(self) -> str: ...
+    @property
+    def history(self) -> Sequence[ChatMessage]: ...
+    @property
+    def tools(self) -> Sequence[ToolSpec]: ...
+    @property
+    def call(self) -> FunctionCall | None: ...
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """A rendered prompt: chat messages, the argument aliases in force and the output's JSON Schema."""
+
+    messages: list[dict[str, str]]
+    aliases: ArgumentAliases
+    output_schema: dict[str, Any]
+    options: PromptOptions
+    tools: tuple[ToolSpec, ...]
+
+    @property
+    def style(self) -> CallStyle:
+        """How calls are written in this prompt's format."""
+        return call_style(self.options)
+
+
+def call_style(options: PromptOptions) -> CallStyle:
+    """The output style the options select."""
+    return "keyed" if options.no_output_prefix else "wrapped"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def render_call_text(
+    call: FunctionCall, aliases: ArgumentAliases, style: CallStyle, *, strict: bool = True
+) -> str:
+    """``call`` written in ``style`` with aliased argument names (compact JSON, UTF-8 kept).
+
+    ``strict``: an argument the function does not declare raises ``UnknownArgumentError``;
+    otherwise (history calls) undeclared names are written as they are.
+    """
+    args = aliases.aliased_arguments(call.name, call.arguments, strict=strict)
+    if style == "keyed":
+        return _dumps({call.name: args})
+    body = _dumps({"name": call.name, "arguments": args})
+    return f"{WRAP_OPEN}\n{body}\n{WRAP_CLOSE}" if style == "wrapped" else body
+
+
+def recent_turns(history: Sequence[ChatMessage], max_turns: int) -> tuple[list[str], list[ChatMessage]]:
+    """``(context, messages)``: the contents of system messages (kept whole: they hold facts the
+    arguments may need), and the non-system messages of the last ``max_turns`` turns (a turn
+    starts at a user message)."""
+    context = [m.content for m in history if m.role == "system" and m.content]
+    convo = [m for m in history if m.role != "system"]
+    if max_turns <= 0:
+        return context, []
+    starts = [i for i, m in enumerate(convo) if m.role == "user"]
+    if len(starts) > max_turns:
+        convo = convo[starts[-max_turns] :]
+    return context, convo
+
+
+def _system_text(
+    tools: Sequence[ToolSpec], aliases: ArgumentAliases, options: PromptOptions, context: list[str]
+) -> str:
+    instruction = _INSTRUCTIONS[(call_style(options), options.compact_schemas)]
+    if options.compact_schemas:
+        listing = render_tools_compact(tools, aliases, options.compact_description_chars)
+        text = f"{COMPACT_INTRO}\n{listing}\n{instruction}"
+    else:
+        text = f"{FULL_INTRO}\n<tools>\n{render_tools_json(tools, aliases)}\n</tools>\n{instruction}"
+    if context:
+        text += "\nContext:\n" + "\n".join(context)
+    return text
+
+
+def _history_messages(
+    convo: Sequence[ChatMessage], aliases: ArgumentAliases, options: PromptOptions
+) -> list[tuple[str, str]]:
+    style = call_style(options)
+    out: list[tuple[str, str]] = []
+    for m in convo:
+        if m.role == "assistant":
+            parts = [render_call_text(tc.function, aliases, style, strict=False) for tc in m.tool_calls or ()]
+            if m.content:
+                parts.append(m.content)
+            out.append(("assistant", "\n".join(parts)))
+        elif m.role == "tool":
+            result = m.content or ""
+            text = (
+                f"Result: {result}"
+                if options.compact_schemas
+                else f"<tool_response>\n{result}\n</tool_response>"
+            )
+            out.append(("user", text))
+        else:
+            out.append(("user", m.content or ""))
+    return out
+
+
+def _merged(pairs: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+    """Consecutive messages of one role joined, so roles alternate (some chat templates insist)."""
+    messages: list[dict[str, str]] = []
+    for role, content in pairs:
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"] += "\n" + content
+        else:
+            messages.append({"role": role, "content": content})
+    return messages
+
+
+def render_prompt(
+    tools: Sequence[ToolSpec], history: Sequence[ChatMessage], query: str, options: PromptOptions
+) -> RenderedPrompt:
+    """The chat messages for ``query`` (ready for a tokenizer's chat template with a generation prompt).
+
+    Raises ``ValueError`` for an empty query and ``ToolSchemaError`` when no tool is offered or
+    a tool's schema is unusable.
+    """
+    if not query.strip():
+        raise ValueError("query is empty")
+    tools = tuple(tools)
+    aliases = ArgumentAliases.for_tools(tools) if options.alias_arguments else ArgumentAliases.identity(tools)
+    schema = build_output_schema(tools, aliases=aliases, keyed=call_style(options) == "keyed")
+    context, convo = recent_turns(history, options.max_history_turns)
+    pairs = [("system", _system_text(tools, aliases, options, context))]
+    pairs += _history_messages(convo, aliases, options)
+    pairs.append(("user", query))
+    return RenderedPrompt(_merged(pairs), aliases, schema, options, tools)
+
+
+def render_target(call: FunctionCall, prompt: RenderedPrompt) -> str:
+    """The completion the model is trained to write for ``call`` (aliased, compact JSON).
+
+    Raises ``ValueError`` when the function is not offered or an argument is not declared.
+    """
+    if call.name not in prompt.aliases.functions:
+        raise ValueError(f"function {call.name!r} is not among the prompt's offered tools")
+    return render_call_text(call, prompt.aliases, prompt.style)
+
+
+def render_record(record: PromptRecord, options: PromptOptions) -> tuple[RenderedPrompt, str]:
+    """Prompt and target of a logged record (raises ``ValueError`` when it has no call)."""
+    if record.call is None:
+        raise ValueError("the record has no call to train on")
+    prompt = render_prompt(record.tools, record.history, record.query, options)
+    return prompt, render_target(record.call, prompt)
+
+
+def _snippet(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def parse_output(text: str, prompt: RenderedPrompt) -> FunctionCall:
+    """The call in the model's ``text``, argument aliases mapped back.
+
+    A ``<tool_call>`` wrapper is accepted in either style. Raises :class:`OutputParseError` when
+    the text is not exactly one JSON call in the prompt's style. Whether the call fits the
+    offered tools is :func:`~odia_stream.evaluation.validate_call`'s question.
+    """
+    body = text.strip()
+    if body.startswith(WRAP_OPEN):
+        body = body[len(WRAP_OPEN) :]
+        if body.rstrip().endswith(WRAP_CLOSE):
+            body = body.rstrip()[: -len(WRAP_CLOSE)]
+        body = body.strip()
+    if not body:
+        raise OutputParseError("output is empty")
+    try:
+        value, end = json.JSONDecoder().raw_decode(body)
+    except json.JSONDecodeError as exc:
+        raise OutputParseError(f"output is not JSON ({exc.msg} at char {exc.pos}): {_snippet(body)}") from exc
+    if body[end:].strip():
+        raise OutputParseError(f"text after the call: {_snippet(body[end:].strip())}")
+    if not isinstance(value, dict):
+        raise OutputParseError(f"output must be a JSON object, got {type(value).__name__}")
+    if prompt.style == "keyed":
+        if len(value) != 1:
+            raise OutputParseError(f"output must have exactly one key (the function name), got {len(value)}")
+        name, args = next(iter(value.items()))
+    else:
+        unknown = set(value) - {"name", "arguments"}
+        if "name" not in value or unknown:
+            raise OutputParseError(
+                f'output must be {{"name": ..., "arguments": {{...}}}}, got keys {sorted(value)}'
+            )
+        name, args = value["name"], value.get("arguments", {})
+        if isinstance(args, str):
+            try:
+                args = json.loads(args) if args.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise OutputParseError(f"arguments is a string but not JSON: {exc.msg}") from exc
+    if not isinstance(name, str) or not name.strip():
+        raise OutputParseError(f"function name must be a non-empty string, got {_snippet(str(name))}")
+    if args is None:
+        args = {}
+    if not isinstance(args, Mapping):
+        raise OutputParseError(f"arguments of {name!r} must be a JSON object, got {type(args).__name__}")
+    try:
+        return FunctionCall(name=name, arguments=prompt.aliases.real_arguments(name, args))
+    except (ValidationError, ValueError) as exc:
+        raise OutputParseError(f"not a valid call: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Training the small generator: the balanced training set drawn from simple clusters, and fine-tuning."""

@@ -1,0 +1,233 @@
+"""Prompt rendering, targets and output parsing on real records, in every option combination."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from odia_stream.datasets import load_dataset
+from odia_stream.evaluation import validate_call
+from odia_stream.prompting import (
+    OutputParseError,
+    PromptOptions,
+    UnknownArgumentError,
+    parse_output,
+    recent_turns,
+    render_call_text,
+    render_prompt,
+    render_record,
+    render_target,
+)
+from schemas import FCLogEvent, FunctionCall
+
+ALL_OPTIONS = [
+    PromptOptions(compact_schemas=c, alias_arguments=a, no_output_prefix=n)
+    for c, a, n in itertools.product([True, False], repeat=3)
+]
+
+
+@pytest.fixture(scope="module")
+def records(snips_events: list[FCLogEvent], hammerbench_events: list[FCLogEvent]) -> list[FCLogEvent]:
+    """Real records with a call: SNIPS intents and HammerBench turns (first turns and follow-ups)."""
+    hb = [e for e in hammerbench_events if e.call is not None]
+    return [e for e in snips_events[:60] if e.call] + hb[:: max(1, len(hb) // 240)]
+
+
+@pytest.mark.parametrize(
+    "options",
+    ALL_OPTIONS,
+    ids=lambda o: f"c{o.compact_schemas:d}a{o.alias_arguments:d}n{o.no_output_prefix:d}",
+)
+def test_target_round_trips_and_fits_the_output_schema(
+    records: list[FCLogEvent], options: PromptOptions
+) -> None:
+    checked = 0
+    for ev in records:
+        call = ev.call
+        assert call is not None
+        declared = next(t for t in ev.tools if t.name == call.name).function.argument_names()
+        if not set(call.arguments) <= set(declared):
+            with pytest.raises(UnknownArgumentError):  # a real teacher mistake: not trainable
+                render_record(ev, options)
+            continue
+        prompt, target = render_record(ev, options)
+        assert parse_output(target, prompt) == call, (ev.event_id, target)
+        body = target.removeprefix("<tool_call>\n").removesuffix("\n</tool_call>")
+        assert (body != target) == (not options.no_output_prefix)
+        obj = json.loads(body)
+        written = obj[call.name] if options.no_output_prefix else obj["arguments"]
+        assert next(iter(obj)) == (call.name if options.no_output_prefix else "name")
+        # Arguments are written in the schema's order (constrained decoders emit properties in it).
+        declared = [k for k in prompt.aliases.mapping(call.name) if k in call.arguments]
+        assert list(written) == [prompt.aliases.alias(call.name, k) for k in declared]
+        if options.alias_arguments:
+            assert all(len(k) <= 2 for k in written)
+        else:
+            assert list(written) == declared
+        # The structured-output schema accepts the target exactly when the call validates (types).
+        fits = jsonschema.Draft202012Validator(prompt.output_schema).is_valid(obj)
+        assert fits == validate_call(call, ev.tools, check_required=False).ok
+        checked += 1
+    assert checked > 200
+
+
+def test_messages_are_a_well_formed_chat(records: list[FCLogEvent]) -> None:
+    for ev in records:
+        for options in (ALL_OPTIONS[0], ALL_OPTIONS[-1]):
+            prompt = render_prompt(ev.tools, ev.history, ev.query, options)
+            roles = [m["role"] for m in prompt.messages]
+            assert roles[0] == "system" and roles[-1] == "user"
+            assert set(roles[1:]) <= {"user", "assistant"}
+            assert all(a != b for a, b in itertools.pairwise(roles)), roles
+            assert prompt.messages[-1]["content"].endswith(ev.query)
+            assert all(isinstance(m["content"], str) and m["content"] for m in prompt.messages)
+            for tool in ev.tools:
+                assert tool.name in prompt.messages[0]["content"]
+
+
+def _last_call(ev: FCLogEvent) -> FunctionCall:
+    return [m for m in ev.history if m.tool_calls][-1].tool_calls[-1].function  # type: ignore[index]
+
+
+def test_history_keeps_recent_turns_and_writes_earlier_calls_as_text(
+    hammerbench_events: list[FCLogEvent],
+) -> None:
+    ev = next(
+        e
+        for e in hammerbench_events
+        if e.call
+        and sum(m.role == "user" for m in e.history) >= 2
+        and any(m.tool_calls for m in e.history)
+        and any(
+            t.name == _last_call(e).name and set(_last_call(e).arguments) <= set(t.function.argument_names())
+            for t in e.tools
+        )
+    )
+    user_turns = [m.content for m in ev.history if m.role == "user"]
+    assert len(set(user_turns)) == len(user_turns)
+    for options in (
+        PromptOptions(max_history_turns=1),
+        PromptOptions(max_history_turns=1, no_output_prefix=False),
+    ):
+        prompt = render_prompt(ev.tools, ev.history, ev.query, options)
+        text = "\n".join(m["content"] for m in prompt.messages[1:])
+        assert user_turns[-1] in text and all(t not in text for t in user_turns[:-1])
+        # The last earlier call is written as the model writes calls, aliased like targets are.
+        written = render_call_text(_last_call(ev), prompt.aliases, prompt.style)
+        assert any(written in m["content"] for m in prompt.messages if m["role"] == "assistant"), written
+    all_turns = render_prompt(ev.tools, ev.history, ev.query, PromptOptions(max_history_turns=10))
+    assert all(t in "\n".join(m["content"] for m in all_turns.messages) for t in user_turns)
+    none = render_prompt(ev.tools, ev.history, ev.query, PromptOptions(max_history_turns=0))
+    assert [m["role"] for m in none.messages] == ["system", "user"]
+
+
+def test_system_messages_of_the_history_are_kept_as_context(datasets_dir: Path) -> None:
+    # HammerBench's external-knowledge records (no call expected) carry the facts as a system message.
+    events = load_dataset(datasets_dir / "hammerbench" / "zh" / "ir_ST_External.json", limit=50)
+    ev = next(e for e in events if any(m.role == "system" for m in e.history))
+    context, _ = recent_turns(ev.history, 0)
+    assert context
+    prompt = render_prompt(ev.tools, ev.history, ev.query, PromptOptions(max_history_turns=0))
+    assert all(c in prompt.messages[0]["content"] for c in context)
+
+
+def test_aliases_are_single_tokens_of_the_small_model(
+    records: list[FCLogEvent], small_tokenizer: Any
+) -> None:
+    seen: set[str] = set()
+    for ev in records:
+        prompt = render_prompt(ev.tools, ev.history, ev.query, PromptOptions())
+        for fn in prompt.aliases.functions:
+            mapping = prompt.aliases.mapping(fn)
+            assert len(set(mapping.values())) == len(mapping)
+            seen.update(mapping.values())
+    assert len(seen) >= 10
+    for alias in seen:
+        assert len(small_tokenizer.encode(alias, add_special_tokens=False)) == 1, alias
+        # ... also where they stand in the output, between JSON quotes.
+        pieces = small_tokenizer.convert_ids_to_tokens(
+            small_tokenizer.encode('{"' + alias + '":1}', add_special_tokens=False)
+        )
+        assert alias in pieces, pieces
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_argument_values_round_trip(snips_events: list[FCLogEvent], data: st.DataObject) -> None:
+    ev = next(e for e in snips_events if e.call and e.call.name == "BookRestaurant")
+    tool = next(t for t in ev.tools if t.name == "BookRestaurant")
+    values = st.one_of(
+        st.text(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.booleans(),
+        st.none(),
+        st.lists(st.text(max_size=5), max_size=3),
+    )
+    args = data.draw(st.dictionaries(st.sampled_from(tool.function.argument_names()), values, max_size=6))
+    options = data.draw(st.sampled_from(ALL_OPTIONS))
+    call = FunctionCall(name="BookRestaurant", arguments=args)
+    prompt = render_prompt(ev.tools, [], ev.query, options)
+    assert parse_output(render_target(call, prompt), prompt) == call
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),
+        ("Sure! Here is the call", "not JSON"),
+        ('{"GetWeather":{"a":"x"}} and more', "text after"),
+        ('["GetWeather"]', "JSON object"),
+        ('{"GetWeather":{},"PlayMusic":{}}', "exactly one key"),
+        ('{"GetWeather":"city=x"}', "must be a JSON object"),
+        ('{"":{}}', "non-empty string"),
+        ('{"GetWeather":{"a":"x","city":"y"}}', "given twice"),
+        ('{"GetWeather":{"a":"x"', "not JSON"),
+    ],
+)
+def test_malformed_output_raises_a_clear_error(
+    snips_events: list[FCLogEvent], text: str, message: str
+) -> None:
+    ev = snips_events[0]
+    prompt = render_prompt(ev.tools, [], ev.query, PromptOptions())
+    assert prompt.aliases.alias("GetWeather", "city") == "a"
+    with pytest.raises(OutputParseError, match=message):
+        parse_output(text, prompt)
+
+
+def test_parsing_in_each_style(snips_events: list[FCLogEvent]) -> None:
+    ev = snips_events[0]
+    keyed = render_prompt(ev.tools, [], ev.query, PromptOptions())
+    wrapped = render_prompt(ev.tools, [], ev.query, PromptOptions(no_output_prefix=False))
+    want = FunctionCall(name="GetWeather", arguments={"city": "Paris"})
+    assert parse_output(' {"GetWeather":{"a":"Paris"}}\n', keyed) == want
+    assert parse_output('<tool_call>\n{"GetWeather":{"a":"Paris"}}\n</tool_call>', keyed) == want
+    assert (
+        parse_output('<tool_call>\n{"name":"GetWeather","arguments":{"a":"Paris"}}\n</tool_call>', wrapped)
+        == want
+    )
+    assert parse_output('{"name":"GetWeather","arguments":"{\\"a\\":\\"Paris\\"}"}', wrapped) == want
+    with pytest.raises(OutputParseError):
+        parse_output('{"name":"GetWeather","arguments":{"a":"Paris"}}', keyed)  # two keys in keyed style
+    # A call of a function that is not offered parses (validation escalates it), names untouched.
+    assert parse_output('{"Nope":{"a":1}}', keyed) == FunctionCall(name="Nope", arguments={"a": 1})
+
+
+def test_bad_input_gets_clear_errors(snips_events: list[FCLogEvent]) -> None:
+    ev = snips_events[0]
+    prompt = render_prompt(ev.tools, [], ev.query, PromptOptions())
+    with pytest.raises(ValueError, match="not among the prompt's offered tools"):
+        render_target(FunctionCall(name="Nope"), prompt)
+    with pytest.raises(UnknownArgumentError, match="'town' is not declared"):
+        render_target(FunctionCall(name="GetWeather", arguments={"town": "x"}), prompt)
+    with pytest.raises(ValueError, match="query is empty"):
+        render_prompt(ev.tools, [], "  ", PromptOptions())
+    with pytest.raises(ValueError, match="no tools offered"):
+        render_prompt([], [], "hello", PromptOptions())
