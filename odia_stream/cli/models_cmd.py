@@ -1,0 +1,151 @@
+"""``odia models list | promote | rollback``: the small generator's adapter registry.
+
+``promote`` and ``rollback`` move the registry's current pointer, then publish the new current
+version as a ``ModelUpdate`` to the model-updates topic (key = generator name), so serving
+hot-swaps to it; ``--no-publish`` only moves the pointer. Promoting the version that is already
+current moves nothing and publishes it again (the way to retry a failed publish).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry, RegistryError, open_registry
+from odia_stream.settings import OdiaSettings, get_settings
+from schemas import ModelUpdate
+
+__all__ = ["models_app", "publish_model_update"]
+
+models_app = typer.Typer(help="The small generator's adapters: list, promote, roll back.", no_args_is_help=True)
+console = Console()
+
+Publish = Annotated[
+    bool, typer.Option("--publish/--no-publish", help="Publish the ModelUpdate to the model-updates topic.")
+]
+
+
+def publish_model_update(bootstrap_servers: str, topic: str, update: ModelUpdate, timeout_s: float = 15.0) -> None:
+    """Produce ``update`` (key = generator name, value = its JSON) and wait for the broker's ack.
+
+    Raises ``RuntimeError`` when the broker does not acknowledge it within ``timeout_s``.
+    """
+    from confluent_kafka import KafkaError, Message, Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "acks": "all"})
+    outcome: list[str | None] = []
+
+    def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+        outcome.append(str(err) if err is not None else None)
+
+    producer.produce(
+        topic,
+        key=update.generator.encode("utf-8"),
+        value=update.model_dump_json().encode("utf-8"),
+        on_delivery=on_delivery,
+    )
+    remaining = producer.flush(timeout_s)
+    if remaining or not outcome:
+        raise RuntimeError(f"ModelUpdate {update.version} not acknowledged by {bootstrap_servers} in {timeout_s:.0f} s")
+    if outcome[0] is not None:
+        raise RuntimeError(f"ModelUpdate {update.version} was not delivered: {outcome[0]}")
+
+
+def _publish(settings: OdiaSettings, entry: AdapterEntry, previous: str | None) -> None:
+    from agents.topics import ensure_topics
+
+    spec = settings.topics.model_updates
+    update = AdapterRegistry.to_model_update(entry, settings.generator.name, previous_version=previous)
+    try:
+        for result in ensure_topics(settings.kafka.bootstrap_servers, [spec]):
+            if result.outcome == "failed":
+                raise RuntimeError(f"topic {result.name} could not be created: {result.error}")
+        publish_model_update(settings.kafka.bootstrap_servers, spec.name, update)
+    except Exception as exc:  # noqa: BLE001 - any broker failure: tell the operator how to retry
+        console.print(
+            f"[red]current is now {entry.version}, but publishing failed:[/red] {exc}\n"
+            f"retry with: odia models promote {entry.version}"
+        )
+        raise typer.Exit(1) from exc
+    console.print(f"published {entry.version} to {spec.name} (key {settings.generator.name})")
+
+
+def _registry(settings: OdiaSettings) -> AdapterRegistry:
+    try:
+        return open_registry(settings)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+@models_app.command("list")
+def list_models(
+    verify: Annotated[bool, typer.Option(help="Re-hash every adapter and show whether it is intact.")] = False,
+) -> None:
+    """Registered adapters, oldest first; the current one is starred."""
+    registry = _registry(get_settings())
+    entries = registry.list()
+    if not entries:
+        console.print(f"no adapters in {registry.root}")
+        return
+    current = registry.current()
+    table = Table("", "version", "created (UTC)", "base model", "eval metrics", "router", "parent", title=str(registry.root))
+    if verify:
+        table.add_column("intact")
+    for e in entries:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(e.eval_metrics.items()))
+        row = [
+            "*" if current and current.version == e.version else "",
+            e.version,
+            e.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.base_model,
+            metrics,
+            e.router_version or "",
+            e.parent or "",
+        ]
+        if verify:
+            row.append("yes" if registry.verify(e.version) else "[red]NO[/red]")
+        table.add_row(*row)
+    console.print(table)
+
+
+@models_app.command("promote")
+def promote(
+    version: Annotated[str, typer.Argument(help="The adapter version to make current (a-…).")],
+    publish: Publish = True,
+) -> None:
+    """Make VERSION the current adapter and publish it."""
+    settings = get_settings()
+    registry = _registry(settings)
+    before = registry.current()
+    try:
+        entry = registry.promote(version)
+    except RegistryError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"current: {entry.version}" + (f" (was {before.version})" if before and before != entry else ""))
+    if publish:
+        previous = before.version if before and before.version != entry.version else None
+        _publish(settings, entry, previous)
+
+
+@models_app.command("rollback")
+def rollback(
+    steps: Annotated[int, typer.Option(min=1, help="Promotions to undo.")] = 1,
+    publish: Publish = True,
+) -> None:
+    """Undo the last promotion(s): the version promoted before becomes current and is republished."""
+    settings = get_settings()
+    registry = _registry(settings)
+    before = registry.current()
+    try:
+        entry = registry.rollback(steps)
+    except RegistryError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"current: {entry.version} (rolled back from {before.version if before else '-'})")
+    if publish:
+        _publish(settings, entry, before.version if before else None)
