@@ -90,22 +90,6 @@ def clusters_summary(top: int = typer.Option(15, help="Largest clusters to list.
         learner.close()
 
 
-@app.command("demo")
-def demo(
-    dataset: Path = typer.Option(Path("../shared/datasets/snips"), help="HammerBench dir, SNIPS dir or FC-log JSONL."),
-    limit: int = typer.Option(None, help="Read at most this many events."),
-    zipf: int = typer.Option(None, help="Resample to this many events with Zipf popularity."),
-) -> None:
-    """The main job: broker, topics, the ingest worker, a dataset replay, the cluster summary."""
-    from agents.ingest_demo import run_ingest_demo
-
-    result = run_ingest_demo(get_settings(), dataset, limit=limit, zipf=zipf, console=console)
-    console.print(
-        f"replayed {result.replay.sent} events at {result.replay.events_per_s:.0f}/s; "
-        f"{result.summary.clusters} clusters ({result.summary.simple} simple)"
-    )
-
-
 @bench_app.command("ingest")
 def bench_ingest(
     dataset: list[Path] = typer.Option(
@@ -136,9 +120,28 @@ def bench_ingest(
 
 def _register_optional() -> None:
     """Commands whose modules live beside this one."""
+    from odia_stream.cli.models_cmd import models_app
+
+    app.add_typer(models_app, name="models")
+    from odia_stream.cli.loop_cmd import demo, up
+
+    app.command("demo", help="The main job: the whole learning loop, then its report.")(demo)
+    app.command("up", help="Run the loop's workers under one supervisor (Ctrl-C stops them).")(up)
     from odia_stream.cli.replay_cmd import replay
 
     app.command("replay", help="Publish a dataset's FC logs to the fc-logs topic.")(replay)
+    from odia_stream.cli.trainer_cmd import trainer_app
+
+    app.add_typer(trainer_app, name="trainer")
+    from odia_stream.cli.bench_train_cmd import bench_train
+
+    bench_app.command("train", help="LoRA cost and accuracy before/after on held-out records.")(bench_train)
+    from odia_stream.cli.dashboard_cmd import dashboard
+
+    app.command("dashboard", help="Serve the web dashboard (clusters, coverage, versions).")(dashboard)
+    from odia_stream.prompting.cli import prompt_tokens
+
+    app.command("prompt-tokens", help="Tokens per prompt/output with each token-saving option on and off.")(prompt_tokens)
 
 
 _register_optional()
