@@ -1,0 +1,105 @@
+"""Tests that need vLLM: collected only where vLLM is importable (``.venv-vllm``, see docs/vllm.md).
+
+Run them with ``make test-vllm`` (builds ``.venv-vllm`` first, then ``.venv-vllm/bin/pytest -q tests/vllm``).
+In the main environment this folder collects nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from odia_stream.adapters.digest import adapter_sha256, version_of
+from odia_stream.datasets import load_dataset
+from odia_stream.generation.base_model import PACKAGED_SMOLLM2, base_model_id, resolve_base_model
+from odia_stream.generation.protocol import AdapterRef
+from schemas import FCLogEvent
+
+# This folder is named like the package, and ``tests/`` is on sys.path, so ``import vllm`` would find
+# it as a namespace package: only a real installation (a spec with an origin) counts.
+_VLLM = importlib.util.find_spec("vllm")
+collect_ignore_glob = [] if _VLLM is not None and _VLLM.origin is not None else ["test_*.py"]
+
+MakeAdapter = Callable[[int], AdapterRef]
+
+
+@pytest.fixture(scope="session")
+def base_dir(model_cache: Path) -> Path:
+    """The packaged SmolLM2-135M-Instruct as a transformers folder (converted once, cached)."""
+    return resolve_base_model(PACKAGED_SMOLLM2, model_cache)
+
+
+@pytest.fixture(scope="session")
+def make_adapter(base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> MakeAdapter:
+    """``make_adapter(seed)``: a real peft LoRA adapter folder on the base model (random, non-zero
+    weights, so it visibly changes greedy outputs), with its published sha256 and version."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    made: dict[int, AdapterRef] = {}
+
+    def make(seed: int) -> AdapterRef:
+        if seed in made:
+            return made[seed]
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+        config = LoraConfig(
+            r=8,
+            lora_alpha=64,
+            target_modules=["q_proj", "v_proj"],
+            init_lora_weights=False,
+            task_type="CAUSAL_LM",
+        )
+        peft_model = get_peft_model(model, config)
+        peft_model.peft_config["default"].base_model_name_or_path = base_model_id(base_dir)
+        out = tmp_path_factory.mktemp(f"adapter-{seed}") / "adapter"
+        peft_model.save_pretrained(out)
+        sha = adapter_sha256(out)
+        ref = AdapterRef(version=version_of(sha), path=out, sha256=sha, base_model=base_model_id(base_dir))
+        made[seed] = ref
+        return ref
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def snips_sample(datasets_dir: Path) -> list[FCLogEvent]:
+    """Two SNIPS events per intent (all 7 tools offered), seeded."""
+    by_fn: dict[str, list[FCLogEvent]] = {}
+    for ev in load_dataset(datasets_dir / "snips"):
+        by_fn.setdefault(ev.call.name if ev.call else "-", []).append(ev)
+    rng = random.Random(3)
+    return [ev for name in sorted(by_fn) for ev in rng.sample(by_fn[name], 2)]
+
+
+@pytest.fixture(scope="session")
+def hammerbench_sample(datasets_dir: Path) -> list[FCLogEvent]:
+    """Six HammerBench zh multi-turn events (several tools offered, calls in the history)."""
+    events = list(load_dataset(datasets_dir / "hammerbench" / "zh" / "HammerBench_mQmA.json"))
+    multi = [ev for ev in events if ev.history and ev.call is not None]
+    return random.Random(5).sample(multi, 6)
+
+
+def bounded(schema: Any, max_chars: int = 40) -> Any:
+    """``schema`` with ``maxLength`` on every free string, so no value can run past the token budget
+    (the untrained base model sometimes repeats itself inside a string until ``max_new_tokens``)."""
+    if isinstance(schema, dict):
+        out = {k: bounded(v, max_chars) for k, v in schema.items()}
+        if out.get("type") == "string" and not {"enum", "const", "pattern", "maxLength"} & set(out):
+            out["maxLength"] = max_chars
+        return out
+    if isinstance(schema, list):
+        return [bounded(v, max_chars) for v in schema]
+    return schema
+
+
+@pytest.fixture(scope="session")
+def bound_strings() -> Callable[[Any], Any]:
+    """:func:`bounded` (conftest modules are not importable from tests)."""
+    return bounded
