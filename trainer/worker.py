@@ -68,7 +68,8 @@ class TrainerWorker:
             router_builder=router_builder,
         )
         k = settings.kafka
-        self.consumer = Consumer({
+        self.consumer: Consumer | None = None
+        self._consumer_config = {
             "bootstrap.servers": k.bootstrap_servers,
             "group.id": f"{settings.app_id}-trainer",
             "group.instance.id": f"{k.group_instance_id or settings.app_id + '-' + socket.gethostname()}-trainer",
@@ -76,7 +77,7 @@ class TrainerWorker:
             "auto.offset.reset": "earliest",
             # A round can take many minutes; the group must not evict the worker meanwhile.
             "max.poll.interval.ms": int(max(settings.trainer.max_minutes * 3, 30) * 60_000),
-        })
+        }
         self.producer = Producer({"bootstrap.servers": k.bootstrap_servers, "enable.idempotence": True})
 
     def stop(self) -> None:
@@ -138,6 +139,7 @@ class TrainerWorker:
 
     def run(self, max_rounds: int | None = None) -> TrainerCounters:
         """Consume until ``stop()`` (or ``max_rounds`` rounds); commits after each round's outcome is out."""
+        self.consumer = Consumer(self._consumer_config)
         self.consumer.subscribe([self.settings.topics.retrain_triggers.name])
         try:
             while not self._stop.is_set() and (max_rounds is None or self.counters.rounds < max_rounds):
