@@ -54,6 +54,8 @@ class DemoSizes:
     request_rate: float = 4.0
     trigger_examples: int = 300
     timeout_s: float = 1500.0
+    #: The trainer's promotion gate (held-out AST accuracy) for the demo's round.
+    gate: float = 0.5
 
 
 def demo_settings(base: OdiaSettings, sizes: DemoSizes, run_dir: Path, events_file: Path) -> OdiaSettings:
@@ -65,11 +67,12 @@ def demo_settings(base: OdiaSettings, sizes: DemoSizes, run_dir: Path, events_fi
     })
     return base.model_copy(update={
         "state_dir": run_dir,
-        "app_id": "odia-demo",
+        # A fresh app id per run: consumer groups of earlier runs never carry offsets over.
+        "app_id": f"odia-demo-{uuid.uuid4().hex[:8]}",
         "topics": topics,
         "triggers": base.triggers.model_copy(update={"min_new_examples": sizes.trigger_examples}),
         "trainer": base.trainer.model_copy(update={
-            "max_steps": sizes.train_steps, "max_minutes": sizes.train_minutes, "eval_gate_accuracy": 0.5,
+            "max_steps": sizes.train_steps, "max_minutes": sizes.train_minutes, "eval_gate_accuracy": sizes.gate,
             "adapter_registry": str(run_dir / "adapters"),
         }),
         "large_model": base.large_model.model_copy(update={"kind": "replay", "replay_dataset": events_file}),

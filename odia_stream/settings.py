@@ -325,7 +325,7 @@ class ServingSettings(BaseModel):
     warmup_requests: int = Field(default=3, ge=0)
     #: Seconds between offset commits of the request consumer.
     commit_interval_s: float = Field(default=1.0, gt=0)
-    #: Seconds to let in-flight requests finish on shutdown, and for an old adapter to drain before it is unloaded.
+    #: Seconds to let in-flight requests finish on shutdown; also how often a slow adapter drain is logged.
     drain_timeout_s: float = Field(default=30.0, gt=0)
 
 
@@ -334,17 +334,23 @@ class RouterSettings(BaseModel):
 
     #: Precision the calibrated thresholds aim for on held-out records (routed small and right / routed small).
     target_precision: float = Field(default=0.99, gt=0.5, lt=1)
-    #: z of the Wilson lower bound that must reach the target when thresholds are chosen (0 = point estimate).
-    calibration_z: float = Field(default=1.0, ge=0)
+    #: z of the Wilson lower bound that must reach the target when thresholds are chosen (0 = point estimate;
+    #: 1.645 = one-sided 95%).
+    calibration_z: float = Field(default=1.645, ge=0)
+    #: Thresholds aim for this share of the error rate the target allows (0.5: 0.5% for a 0.99 target), since
+    #: estimates held out by query group came out optimistic on data held out by source (docs/router.md).
+    calibration_error_share: float = Field(default=0.5, gt=0, le=1)
     #: Held-out records a threshold must route, at least, to be trusted.
     min_calibration_records: int = Field(default=20, ge=1)
-    #: Stage-2 classifier: ``river`` (online, prequential) or ``sklearn`` (batch logistic regression).
-    classifier: Literal["river", "sklearn"] = "river"
+    #: Stage-2 classifier: ``sklearn`` (batch logistic regression, cross-fitted; measured better, docs/router.md)
+    #: or ``river`` (online one-vs-rest logistic regression, prequential).
+    classifier: Literal["river", "sklearn"] = "sklearn"
     #: Query groups of undecided clusters: left out of classifier training (``skip``) or taught as ``complex``.
     undecided: Literal["skip", "complex"] = "skip"
-    river_learning_rate: float = Field(default=0.05, gt=0)
+    river_learning_rate: float = Field(default=0.01, gt=0)
     river_l2: float = Field(default=0.0, ge=0)
-    sklearn_c: float = Field(default=10.0, gt=0)
+    #: Inverse L2 strength of the sklearn logistic regression.
+    sklearn_c: float = Field(default=1.0, gt=0)
     #: Cross-fitting folds of the sklearn classifier's held-out scores.
     cv_folds: int = Field(default=3, ge=2)
     #: Functions the small model never answers (write actions such as payments).

@@ -1,2 +1,3 @@
-"""The serving consumer (routes requests, answers with the small generator or the large model,
-hot-swaps on ``ModelUpdate``s). Not implemented yet: see the serving issue."""
+"""The serving consumer: consumes ``ServeRequest``s, answers each with the small generator or the large
+model (logic in :mod:`odia_stream.serving`), publishes ``ServeResponse``s and hot-swaps on
+``ModelUpdate``s. Run it with ``odia serve run`` (or ``python -m serving``)."""

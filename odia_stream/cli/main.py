@@ -142,6 +142,12 @@ def _register_optional() -> None:
     from odia_stream.prompting.cli import prompt_tokens
 
     app.command("prompt-tokens", help="Tokens per prompt/output with each token-saving option on and off.")(prompt_tokens)
+    from odia_stream.cli.serve_cmd import register as register_serve
+
+    register_serve(app, bench_app)
+    from odia_stream.cli.router_cmd import bench_router
+
+    bench_app.command("router", help="Router precision, coverage and latency on held-out splits.")(bench_router)
 
 
 _register_optional()

@@ -1,0 +1,199 @@
+"""Held-out scores for calibration, computed from the learner's state alone.
+
+Every query group is scored as if it had never been learned (leave one group out):
+
+* its query is templated as a new request would be: without the entity values that only its own
+  call taught the dictionary (the learner templated it knowing its call's arguments; serving
+  never does), and embedded again (:func:`held_out_text`);
+* its own cluster's representative and function counts are recomputed without it (exactly, from
+  the cluster's count-weighted sum of embeddings), the cluster is relabelled, and the nearest
+  cluster of its scope is found again; template clusters are pooled without it the same way.
+
+What the group's records called is the truth the thresholds are chosen against.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from odia_stream.clustering.records import Cluster, QueryGroup
+from odia_stream.labels import WilsonLabeler
+from odia_stream.normalize import normalize_query
+from odia_stream.routing.error_budget import ErrorBudget
+from odia_stream.routing.snapshot import ClusterTable
+from odia_stream.templates import EntityDictionary, QueryTemplater, normalize_text, render_template
+
+#: ``(app, scope, normalised template)`` of a query with entities.
+TemplateKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class HeldOutMatch:
+    """What a stage would have done for a held-out group: ``kind`` of the nearest (template)
+    cluster (``simple``, ``complex``, ``undecided`` or ``none``), its function, the score
+    (similarity or share bound; ``-inf`` for ``none``) and whether its error budget allows it."""
+
+    kind: str
+    function: str | None
+    score: float
+    allowed: bool
+
+
+_NONE = HeldOutMatch("none", None, -math.inf, False)
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def taught_values(call_arguments: Sequence[Mapping[str, object]]) -> frozenset[str]:
+    """Normalised string argument values of a group's recorded calls (what its calls could teach)."""
+    return frozenset(normalize_text(s).strip() for args in call_arguments for v in args.values() for s in _strings(v))
+
+
+def held_out_text(
+    query: str, templater: QueryTemplater, dictionary: EntityDictionary, taught: frozenset[str]
+) -> tuple[str, bool]:
+    """The normalised template a new request with ``query`` would get, and whether it holds an
+    entity: values known only because this query's own call taught them (learned, counted once)
+    stay as they are."""
+    spans = []
+    for span in templater.matcher.match(query):
+        info = dictionary.get(span.type, span.value)
+        only_ours = (
+            info is not None and info.source == "learned" and info.count <= 1
+            and normalize_text(span.value).strip() in taught
+        )
+        if not only_ours:
+            spans.append(span)
+    return normalize_query(render_template(query, spans).text), bool(spans)
+
+
+def routing_label(label: str, function: str | None, routable: Callable[[str | None], bool]) -> str:
+    """The label the router acts on: ``simple`` only when the small model may answer ``function``."""
+    return "undecided" if label == "simple" and not routable(function) else label
+
+
+def leave_one_out_matches(
+    groups: Sequence[QueryGroup],
+    queries: np.ndarray,
+    clusters: Mapping[int, Cluster],
+    table: ClusterTable,
+    labeler: WilsonLabeler,
+    routable: Callable[[str | None], bool],
+    budget: ErrorBudget,
+    chunk: int = 2048,
+) -> list[HeldOutMatch]:
+    """Stage 1 for each group with itself left out of its cluster; ``queries`` are the groups'
+    held-out query vectors (unit rows), the stored ``embedding`` is what the cluster holds of them."""
+    row_of = {int(cid): i for i, cid in enumerate(table.ids)}
+    rows_by_scope: dict[str, list[int]] = {}
+    for i, scope in enumerate(table.scopes):
+        rows_by_scope.setdefault(scope, []).append(i)
+    ws_norm = np.array([float(np.linalg.norm(clusters[int(c)].weighted_sum)) for c in table.ids])
+    out: list[HeldOutMatch] = [_NONE] * len(groups)
+    by_scope: dict[str, list[int]] = {}
+    for k, g in enumerate(groups):
+        by_scope.setdefault(g.scope, []).append(k)
+    for scope, members in by_scope.items():
+        rows = rows_by_scope.get(scope, [])
+        if not rows:
+            continue
+        pos_of = {r: p for p, r in enumerate(rows)}
+        matrix = table.vectors[rows]
+        for start in range(0, len(members), chunk):
+            part = members[start : start + chunk]
+            sims = queries[part] @ matrix.T
+            for i, k in enumerate(part):
+                g = groups[k]
+                own = row_of[g.cluster_id]
+                p = pos_of[own]
+                cluster = clusters[g.cluster_id]
+                counts = cluster.function_counts - g.function_counts
+                # ws' = ws - count * stored; sim' = ws'.q / |ws'| with |ws'|^2 = |ws|^2 - 2 count ws.stored + count^2
+                ws_q = ws_norm[own] * float(sims[i, p])
+                ws_stored = ws_norm[own] * float(matrix[p] @ g.embedding)
+                norm2 = ws_norm[own] ** 2 - 2 * g.count * ws_stored + g.count**2
+                if not counts or norm2 <= 1e-9:
+                    sims[i, p] = -np.inf
+                else:
+                    sims[i, p] = (ws_q - g.count * float(g.embedding @ queries[k])) / math.sqrt(norm2)
+                j = int(np.argmax(sims[i]))
+                score = float(sims[i, j])
+                if not math.isfinite(score):
+                    continue
+                if j == p:
+                    d = labeler.label(counts)
+                    label = routing_label(d.label, d.dominant_function, routable)
+                    fn, dominant, size = d.dominant_function, counts.get(d.dominant_function or "", 0), d.support
+                else:
+                    r = rows[j]
+                    label, fn = table.labels[r], table.functions[r]
+                    dominant, size = int(table.dominant[r]), int(table.sizes[r])
+                allowed = label == "simple" and budget.prior_bound(dominant, size) >= budget.target
+                out[k] = HeldOutMatch(label, fn, score, allowed)
+    return out
+
+
+def template_keys(
+    groups: Sequence[QueryGroup], templater_of: Callable[[str], QueryTemplater]
+) -> list[TemplateKey | None]:
+    """Each group's template key under the full dictionary (``None`` without a known entity)."""
+    keys: list[TemplateKey | None] = []
+    for g in groups:
+        t = templater_of(g.app).template(g.query)
+        keys.append((g.app, g.scope, normalize_query(t.text)) if t.has_entities else None)
+    return keys
+
+
+def pool_templates(
+    groups: Sequence[QueryGroup], keys: Sequence[TemplateKey | None]
+) -> dict[TemplateKey, tuple[int, Counter[str]]]:
+    """Per template key: the number of queries and their pooled function counts."""
+    pooled: dict[TemplateKey, tuple[int, Counter[str]]] = {}
+    for g, key in zip(groups, keys, strict=True):
+        if key is None:
+            continue
+        n, counts = pooled.get(key, (0, Counter()))
+        pooled[key] = (n + 1, counts + g.function_counts)
+    return pooled
+
+
+def leave_one_out_templates(
+    groups: Sequence[QueryGroup],
+    keys: Sequence[TemplateKey | None],
+    held_out_keys: Sequence[TemplateKey | None],
+    pooled: Mapping[TemplateKey, tuple[int, Counter[str]]],
+    labeler: WilsonLabeler,
+    routable: Callable[[str | None], bool],
+    budget: ErrorBudget,
+    min_queries: int = 2,
+) -> list[HeldOutMatch]:
+    """The template stage for each group: its held-out template key looked up among the template
+    clusters, with the group itself left out of its own; the score is the template cluster's Wilson
+    bound of its dominant share."""
+    out: list[HeldOutMatch] = []
+    for g, key, held in zip(groups, keys, held_out_keys, strict=True):
+        if held is None or held not in pooled:
+            out.append(_NONE)
+            continue
+        n, counts = pooled[held]
+        rest = counts - g.function_counts if held == key else counts
+        n = n - 1 if held == key else n
+        if n < min_queries or not rest:
+            out.append(_NONE)
+            continue
+        d = labeler.label(rest)
+        label = routing_label(d.label, d.dominant_function, routable)
+        allowed = label == "simple" and budget.prior_bound(rest.get(d.dominant_function or "", 0), d.support) >= budget.target
+        out.append(HeldOutMatch(label, d.dominant_function, d.share_lower_bound, allowed))
+    return out

@@ -1,0 +1,244 @@
+"""The router: decide, in milliseconds, whether the small model may answer a request.
+
+Per request: safety pre-checks (tools, app, tool set); the query templated with the snapshot's
+entity dictionaries and embedded once; stage 1, the nearest cluster of the request's scope
+(close enough and simple: the small model; close enough and complex: the large one), then the
+query's NER template; stage 2, the classifier on the embedding and context features; finally the
+safety rules on the predicted function and the cluster's error budget.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from odia_stream.context import ScopeMode, scope_key
+from odia_stream.embedding import Embedder
+from odia_stream.normalize import normalize_query
+from odia_stream.routing.builder import budget_of, snapshot_root
+from odia_stream.routing.classifier import COMPLEX
+from odia_stream.routing.decision import Decision, Reason, Stage
+from odia_stream.routing.error_budget import ErrorBudget
+from odia_stream.routing.features import context_features
+from odia_stream.routing.lookup import ClusterLookup, IndexClusterLookup, MatrixClusterLookup, fill_index
+from odia_stream.routing.safety import SafetyRules
+from odia_stream.routing.snapshot import RouterSnapshot, find_snapshot, load_snapshot
+from odia_stream.settings import OdiaSettings, RouterSettings
+from odia_stream.store import EmbedderMismatchError, EmbedderSpec, open_cluster_index
+from odia_stream.templates import EntityDictionary, QueryTemplater
+from schemas import ServeRequest
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedQuery:
+    """A request's scope and the text that is embedded (its normalised NER template)."""
+
+    scope: str
+    text: str
+    has_entities: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    function: str
+    score: float
+    stage: Stage
+    reason: Reason
+    key: str | None
+
+
+def cluster_key_of(cluster_id: Hashable) -> str:
+    """``c<hex>`` for an integer cluster id; keys (``c…``/``t…``) pass through."""
+    if isinstance(cluster_id, int):
+        return f"c{cluster_id:016x}"
+    if isinstance(cluster_id, str) and cluster_id[:1] in ("c", "t"):
+        return cluster_id
+    raise ValueError(f"not a cluster id or key: {cluster_id!r}")
+
+
+class Router:
+    """Routes requests with one snapshot; ``decide`` is safe to call from one thread at a time
+    per router, ``record_agreement`` from any thread."""
+
+    def __init__(
+        self,
+        snapshot: RouterSnapshot,
+        embedder: Embedder,
+        settings: RouterSettings,
+        *,
+        lookup: ClusterLookup | None = None,
+    ) -> None:
+        if embedder.model_id != snapshot.embedder_id or embedder.dim != snapshot.dim:
+            raise EmbedderMismatchError(
+                stored=EmbedderSpec(snapshot.embedder_id, snapshot.dim),
+                requested=EmbedderSpec(embedder.model_id, embedder.dim),
+                where=f"router snapshot {snapshot.version or '(unwritten)'}",
+            )
+        self.snapshot = snapshot
+        self.embedder = embedder
+        self.settings = settings
+        table = snapshot.clusters
+        self.lookup: ClusterLookup = lookup or MatrixClusterLookup(table.vectors, table.scopes)
+        self._templaters = {app: QueryTemplater(d) for app, d in snapshot.dictionaries.items()}
+        self._templates = {(t.app, t.scope, t.template): t for t in snapshot.templates}
+        self.safety = SafetyRules(
+            snapshot.catalog, frozenset(settings.never_small), check_tool_sets=snapshot.scope_mode in ("tools+context", "tools")
+        )
+        self.budget: ErrorBudget = budget_of(settings)
+        for row, label in enumerate(table.labels):
+            if label == "simple":
+                self.budget.seed(table.key(row), successes=float(table.dominant[row]), total=float(table.sizes[row]))
+        for t in snapshot.templates:
+            self.budget.seed(t.key, successes=float(t.dominant), total=float(t.size))
+        th = snapshot.thresholds
+        self.match_threshold = th["match"].value
+        self.template_threshold = th["template"].value
+        self.classifier_threshold = th["classifier"].value
+        self._scope_mode: ScopeMode = snapshot.scope_mode  # type: ignore[assignment]
+        self._empty_templater = QueryTemplater(EntityDictionary())
+
+    @property
+    def version(self) -> str:
+        """The snapshot's version (``r<hex>``)."""
+        return self.snapshot.version
+
+    # -- deciding ------------------------------------------------------------------------------
+    def prepare(self, request: ServeRequest) -> PreparedQuery:
+        """The request's scope and its normalised template text, exactly as the learner computes them."""
+        templater = self._templaters.get(request.app, self._empty_templater)
+        template = templater.template(request.query)
+        return PreparedQuery(
+            scope_key(request.app, request.tools, request.history, self._scope_mode),
+            normalize_query(template.text),
+            template.has_entities,
+        )
+
+    def _large(self, reason: Reason, stage: Stage, t0: float, embed_ms: float, function: str | None = None,
+               score: float | None = None, key: str | None = None) -> Decision:
+        return Decision("large", reason, function, score, stage, key, embed_ms,
+                        (time.perf_counter() - t0) * 1000.0, self.version)
+
+    def _precheck(self, request: ServeRequest, t0: float) -> Decision | None:
+        if not normalize_query(request.query) or not any(ch.isalnum() for ch in request.query):
+            return self._large(Reason.NO_QUERY, "safety", t0, 0.0)
+        reason = self.safety.precheck(request)
+        return self._large(reason, "safety", t0, 0.0) if reason is not None else None
+
+    def _route(self, request: ServeRequest, prep: PreparedQuery, vector: np.ndarray, t0: float, embed_ms: float) -> Decision:
+        table = self.snapshot.clusters
+        candidate: _Candidate | None = None
+        hit = self.lookup.nearest(vector, prep.scope)
+        if hit is not None and hit.score >= self.match_threshold:
+            label = table.labels[hit.row]
+            if label == "simple":
+                candidate = _Candidate(str(table.functions[hit.row]), hit.score, "match", Reason.CLUSTER_MATCH,
+                                       table.key(hit.row))
+            elif label == "complex":
+                return self._large(Reason.COMPLEX_CLUSTER, "match", t0, embed_ms, table.functions[hit.row],
+                                   hit.score, table.key(hit.row))
+        if candidate is None and prep.has_entities:
+            entry = self._templates.get((request.app, prep.scope, prep.text))
+            if entry is not None and entry.lower_bound >= self.template_threshold:
+                candidate = _Candidate(entry.function, entry.lower_bound, "template", Reason.TEMPLATE_MATCH, entry.key)
+        if candidate is None:
+            model = self.snapshot.classifier
+            if model is None or not math.isfinite(self.classifier_threshold):
+                return self._large(Reason.BELOW_THRESHOLD, "classifier", t0, embed_ms)
+            features = np.concatenate(
+                [vector, context_features(request.query, request.history, len(request.tools))]
+            )
+            cls, p = model.best(features)
+            if cls == COMPLEX:
+                return self._large(Reason.PREDICTED_COMPLEX, "classifier", t0, embed_ms, None, p)
+            if p < self.classifier_threshold:
+                return self._large(Reason.BELOW_THRESHOLD, "classifier", t0, embed_ms, cls, p)
+            key = None
+            if hit is not None and table.labels[hit.row] == "simple" and table.functions[hit.row] == cls:
+                key = table.key(hit.row)
+            candidate = _Candidate(cls, p, "classifier", Reason.CLASSIFIER, key)
+        veto = self.safety.check(candidate.function, request)
+        if veto is not None:
+            return self._large(veto, "safety", t0, embed_ms, candidate.function, candidate.score, candidate.key)
+        if candidate.key is not None and not self.budget.allows(candidate.key):
+            return self._large(Reason.ERROR_BUDGET, candidate.stage, t0, embed_ms, candidate.function, candidate.score,
+                               candidate.key)
+        return Decision("small", candidate.reason, candidate.function, candidate.score, candidate.stage, candidate.key,
+                        embed_ms, (time.perf_counter() - t0) * 1000.0, self.version)
+
+    def decide(self, request: ServeRequest) -> Decision:
+        """Route one request (embedding included in ``decide_ms``)."""
+        t0 = time.perf_counter()
+        early = self._precheck(request, t0)
+        if early is not None:
+            return early
+        prep = self.prepare(request)
+        e0 = time.perf_counter()
+        vector = self.embedder.embed([prep.text])[0]
+        embed_ms = (time.perf_counter() - e0) * 1000.0
+        return self._route(request, prep, vector, t0, embed_ms)
+
+    def decide_many(self, requests: Sequence[ServeRequest]) -> list[Decision]:
+        """Route several requests with one embedding batch (each decision reports its share of it)."""
+        t0 = time.perf_counter()
+        out: list[Decision | None] = [self._precheck(r, t0) for r in requests]
+        todo = [i for i, d in enumerate(out) if d is None]
+        if todo:
+            preps = [self.prepare(requests[i]) for i in todo]
+            e0 = time.perf_counter()
+            vectors = self.embedder.embed([p.text for p in preps])
+            embed_ms = (time.perf_counter() - e0) * 1000.0 / len(todo)
+            for i, prep, vector in zip(todo, preps, vectors, strict=True):
+                out[i] = self._route(requests[i], prep, vector, t0, embed_ms)
+        return [d for d in out if d is not None]
+
+    # -- feedback ------------------------------------------------------------------------------
+    def record_agreement(self, cluster_id: Hashable, agreed: bool) -> None:
+        """Record a shadow check of a cluster (its ``c…`` key, ``t…`` template key or integer id)."""
+        self.budget.record(cluster_key_of(cluster_id), agreed)
+
+    def close(self) -> None:
+        """Release the lookup's store, if it holds one."""
+        close = getattr(self.lookup, "close", None)
+        if callable(close):
+            close()
+
+
+def index_lookup(settings: OdiaSettings, snapshot: RouterSnapshot) -> IndexClusterLookup:
+    """A stage-1 lookup through the configured cluster store, in a collection of this snapshot's
+    own (``<collection>-<version>``; under ``<state_dir>/router-index`` for the embedded engine),
+    filled with the snapshot's clusters when it is new."""
+    s = settings.store
+    collection = f"{s.collection}-{snapshot.version or 'unwritten'}"
+    location = str(settings.state_dir / "router-index") if s.backend == "edge" else (s.url or ":memory:")
+    index = open_cluster_index(s.backend, location, collection, snapshot.embedder_id, snapshot.dim, api_key=s.api_key)
+    table = snapshot.clusters
+    if index.count() != len(table):
+        fill_index(index, [int(x) for x in table.ids], table.vectors, table.scopes, table.labels)
+    return IndexClusterLookup(index, {int(cid): i for i, cid in enumerate(table.ids)})
+
+
+def open_router(
+    settings: OdiaSettings,
+    *,
+    version: str | None = None,
+    adapter_version: str | None = None,
+    embedder: Embedder | None = None,
+    lookup: ClusterLookup | None = None,
+) -> Router:
+    """The router of snapshot ``version`` (else the newest for ``adapter_version``) under the
+    configured snapshot directory, with the configured embedder unless one is given. Raises
+    :class:`~odia_stream.routing.snapshot.SnapshotError` when none fits and
+    :class:`~odia_stream.store.EmbedderMismatchError` when the embedder is not the snapshot's."""
+    info = find_snapshot(snapshot_root(settings), version=version, adapter_version=adapter_version)
+    snapshot = load_snapshot(info.path)
+    if embedder is None:
+        from odia_stream.clustering.factory import open_embedder
+
+        embedder = open_embedder(settings)
+    if lookup is None and settings.router.lookup == "index":
+        lookup = index_lookup(settings, snapshot)
+    return Router(snapshot, embedder, settings.router, lookup=lookup)

@@ -1,0 +1,98 @@
+"""Prometheus metrics of the serving consumer (one registry per consumer, so tests never collide).
+
+Exposed names (Prometheus adds ``_total`` / ``_bucket`` suffixes):
+
+* ``odia_serving_requests_total{served_by, reason}``: responses sent, by who answered and why;
+* ``odia_serving_escalations_total{reason}``: small-model answers escalated to the large model;
+* ``odia_serving_errors_total{kind}``: error responses (``malformed``, ``large_model``, ``internal``);
+* ``odia_serving_latency_seconds{stage, served_by}``: route / generate / validate / total;
+* ``odia_serving_swaps_total{status}`` and ``odia_serving_swap_seconds``: hot-swap events;
+* ``odia_serving_active_version{generator_version, router_version}``: 1 for the serving pair;
+* ``odia_serving_in_flight``: requests being answered;
+* ``odia_serving_shadow_checks_total{outcome}``: ``agree``, ``disagree``, ``skipped``, ``error``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from schemas import ServeResponse
+
+__all__ = ["LATENCY_BUCKETS_S", "ServingMetrics"]
+
+#: Latency buckets from 5 ms (router, small model on a GPU) to 20 s (a slow large model).
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0)
+
+
+class ServingMetrics:
+    """The serving metrics on their own :class:`CollectorRegistry`."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "odia_serving_requests",
+            "Responses sent, by who answered and why",
+            ["served_by", "reason"],
+            registry=r,
+        )
+        self.escalations = Counter(
+            "odia_serving_escalations",
+            "Small-model answers escalated to the large model",
+            ["reason"],
+            registry=r,
+        )
+        self.errors = Counter("odia_serving_errors", "Error responses, by kind", ["kind"], registry=r)
+        self.latency = Histogram(
+            "odia_serving_latency_seconds",
+            "Time spent per stage of answering",
+            ["stage", "served_by"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.swaps = Counter("odia_serving_swaps", "Hot-swap events, by outcome", ["status"], registry=r)
+        self.swap_seconds = Histogram(
+            "odia_serving_swap_seconds",
+            "Time from receiving a ModelUpdate to switching to it",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
+            registry=r,
+        )
+        self.active_version = Gauge(
+            "odia_serving_active_version",
+            "1 for the generator/router version pair new requests start on",
+            ["generator_version", "router_version"],
+            registry=r,
+        )
+        self.in_flight = Gauge("odia_serving_in_flight", "Requests being answered", registry=r)
+        self.shadow_checks = Counter(
+            "odia_serving_shadow_checks",
+            "Shadow checks of small-model answers, by outcome",
+            ["outcome"],
+            registry=r,
+        )
+
+    def observe(self, response: ServeResponse) -> None:
+        """Count one sent response and its latency breakdown."""
+        self.requests.labels(response.served_by, response.route_reason).inc()
+        lat = response.latency
+        for stage, ms in (
+            ("route", lat.route_ms),
+            ("generate", lat.generate_ms),
+            ("validate", lat.validate_ms),
+            ("total", lat.total_ms),
+        ):
+            self.latency.labels(stage, response.served_by).observe(ms / 1000.0)
+
+    def set_version(self, generator_version: str | None, router_version: str | None) -> None:
+        """Mark the serving pair (the previous pair's series is removed)."""
+        self.active_version.clear()
+        self.active_version.labels(generator_version or "none", router_version or "none").set(1)
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """The current value of one sample (0 when it has not been recorded), for reports and tests."""
+        got = self.registry.get_sample_value(name, labels or {})
+        return float(got) if got is not None else 0.0
+
+    def exposition(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)
