@@ -159,13 +159,12 @@ class TrainerWorker:
         return self.counters
 
 
-def default_router_builder(settings: OdiaSettings) -> RouterBuilder | None:
-    """The router snapshot builder paired with promoted adapters (``None`` when routing is unavailable)."""
-    try:
-        from odia_stream.routing.build import router_builder_for
-    except ImportError:
-        return None
-    return router_builder_for(settings)
+def default_router_builder(settings: OdiaSettings) -> RouterBuilder:
+    """The router snapshot builder paired with every promoted adapter (embeds with the learner's embedder)."""
+    from odia_stream.clustering.factory import open_embedder
+    from odia_stream.routing.builder import router_builder
+
+    return router_builder(settings, open_embedder(settings))
 
 
 def run(settings: OdiaSettings | None = None, loglevel: str = "info") -> None:
