@@ -337,9 +337,9 @@ class RouterSettings(BaseModel):
     #: z of the Wilson lower bound that must reach the target when thresholds are chosen (0 = point estimate;
     #: 1.645 = one-sided 95%).
     calibration_z: float = Field(default=1.645, ge=0)
-    #: Thresholds aim for this share of the error rate the target allows (0.5: 0.5% for a 0.99 target), since
-    #: estimates held out by query group came out optimistic on data held out by source (docs/router.md).
-    calibration_error_share: float = Field(default=0.5, gt=0, le=1)
+    #: Stage-1 thresholds (cluster and template matches) aim for this share of the error rate the target allows
+    #: (0.5: 0.5% for a 0.99 target): their leave-one-group-out estimates came out optimistic (docs/router.md).
+    match_error_share: float = Field(default=0.5, gt=0, le=1)
     #: Held-out records a threshold must route, at least, to be trusted.
     min_calibration_records: int = Field(default=20, ge=1)
     #: Stage-2 classifier: ``sklearn`` (batch logistic regression, cross-fitted; measured better, docs/router.md)
@@ -355,8 +355,9 @@ class RouterSettings(BaseModel):
     cv_folds: int = Field(default=3, ge=2)
     #: Functions the small model never answers (write actions such as payments).
     never_small: list[str] = Field(default_factory=list)
-    #: A cluster routes small only while the Wilson lower bound of its agreement stays at or above this.
-    error_budget_target: float = Field(default=0.9, gt=0, lt=1)
+    #: A cluster routes small only while the Wilson lower bound of its agreement (prior: its dominant share) stays
+    #: at or above this. 0.8 = the simple label's share, so a fresh simple cluster starts inside its budget.
+    error_budget_target: float = Field(default=0.8, gt=0, lt=1)
     error_budget_z: float = Field(default=1.645, ge=0)
     #: Records of a cluster's own dominant share counted as prior agreement, at most.
     error_budget_prior_cap: int = Field(default=100, ge=0)

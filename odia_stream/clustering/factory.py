@@ -54,7 +54,7 @@ def dictionary_factory(settings: OdiaSettings) -> EntityDictionary:
 
 def open_learner(settings: OdiaSettings, embedder: Embedder | None = None) -> OnlineClusterLearner:
     """Everything the ingest learner needs, opened from ``settings``."""
-    embedder = embedder or open_embedder(settings)
+    embedder = embedder if embedder is not None else open_embedder(settings)
     cluster_distance, merge_distance = thresholds_for(settings, embedder.model_id)
     settings.learner_dir.mkdir(parents=True, exist_ok=True)
     return OnlineClusterLearner(

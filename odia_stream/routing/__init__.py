@@ -18,7 +18,7 @@ from odia_stream.routing.error_budget import BudgetState, ErrorBudget
 from odia_stream.routing.evaluation import RoutingEvaluation, evaluate_decisions, request_of, truly_simple_flags
 from odia_stream.routing.features import CONTEXT_FEATURES, context_features, has_reference_marker
 from odia_stream.routing.lookup import ClusterLookup, ClusterMatch, IndexClusterLookup, MatrixClusterLookup
-from odia_stream.routing.router import Router, open_router
+from odia_stream.routing.router import PreparedQuery, Router, index_lookup, open_router
 from odia_stream.routing.safety import SafetyRules, ToolCatalog, schema_fingerprint
 from odia_stream.routing.snapshot import (
     RouterSnapshot,
@@ -44,6 +44,7 @@ __all__ = [
     "LearnerState",
     "LinearRouteModel",
     "MatrixClusterLookup",
+    "PreparedQuery",
     "Reason",
     "Route",
     "Router",
@@ -62,6 +63,7 @@ __all__ = [
     "evaluate_decisions",
     "find_snapshot",
     "has_reference_marker",
+    "index_lookup",
     "list_snapshots",
     "load_snapshot",
     "open_router",

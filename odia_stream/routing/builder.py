@@ -2,7 +2,8 @@
 
 1. The cluster table: every cluster's representative, scope, routing label and support.
 2. Stage 1, calibrated on held-out groups (leave one group out, :mod:`~odia_stream.routing.holdout`):
-   the lowest similarity at which simple-cluster matches reach the target precision.
+   the lowest similarity at which simple-cluster matches reach the target precision (aiming at
+   ``router.match_error_share`` of the allowed error rate: that estimate runs optimistic).
 3. Templates: simple template clusters (two queries or more), calibrated the same way on the
    groups stage 1 leaves undecided.
 4. Stage 2: the classifier learns "function F" for groups of simple clusters whose own calls agree
@@ -215,8 +216,9 @@ def build_snapshot(
     groups = sorted((g for g in state.groups.values() if g.alias_of is None), key=lambda g: g.group_id)
     budget = budget_of(rs)
     target, z, floor = rs.target_precision, rs.calibration_z, float(rs.min_calibration_records)
-    # Held-out-by-group estimates run optimistic: aim for a share of the allowed error rate.
-    aim = 1.0 - rs.calibration_error_share * (1.0 - target)
+    # Leave-one-group-out runs optimistic for stage 1 (the clusters formed around the held-out group):
+    # its thresholds aim for a share of the error rate the target allows.
+    aim = 1.0 - rs.match_error_share * (1.0 - target)
 
     contexts, catalog, taught = group_context(state, groups)
     queries, held_keys = held_out_embeddings(state, groups, taught, embedder, progress=progress)
@@ -261,7 +263,7 @@ def build_snapshot(
         ok = [cls is not None and cls != COMPLEX and routable(cls) for cls in trained.oos_class]
         s3 = np.where(np.array(ok) & ~decided, trained.oos_score, -math.inf)
         c3 = np.array([g.function_counts.get(cls or "", 0) for g, cls in zip(groups, trained.oos_class, strict=True)], float)
-        t_classifier = choose_threshold(s3, c3, total, target=aim, z=z, min_routed=floor)
+        t_classifier = choose_threshold(s3, c3, total, target=target, z=z, min_routed=floor)
 
     apps = sorted({c.app for c in clusters})
     report = {

@@ -61,8 +61,8 @@ def cluster_key_of(cluster_id: Hashable) -> str:
 
 
 class Router:
-    """Routes requests with one snapshot; ``decide`` is safe to call from one thread at a time
-    per router, ``record_agreement`` from any thread."""
+    """Routes requests with one snapshot. ``decide`` only reads; the error budget, the one thing
+    that changes (``record_agreement``), is guarded by a lock."""
 
     def __init__(
         self,

@@ -1,0 +1,90 @@
+"""Threshold choice: the lowest cut whose precision bound reaches the target."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from odia_stream.labels import wilson_lower_bound
+from odia_stream.routing import choose_threshold, precision_curve
+
+
+def test_the_lowest_qualifying_cut_wins_and_ties_move_together() -> None:
+    scores = [0.95, 0.9, 0.9, 0.8, 0.7]
+    correct = [5, 5, 0, 5, 5]
+    total = [5, 5, 5, 5, 5]
+    # Taking 0.9 means taking both 0.9 items (one all wrong): precision 10/15 there.
+    t = choose_threshold(scores, correct, total, target=0.7, z=0.0)
+    assert t.value == 0.7 and t.routed == 25 and t.correct == 20
+    t = choose_threshold(scores, correct, total, target=0.9, z=0.0)
+    assert t.value == 0.95 and t.precision == 1.0 and t.coverage == pytest.approx(5 / 25)
+
+
+def test_the_bound_and_the_minimum_make_it_conservative() -> None:
+    scores, correct, total = [0.9, 0.8], [10, 10], [10, 10]
+    assert choose_threshold(scores, correct, total, target=0.9, z=0.0).value == 0.8
+    strict = choose_threshold(scores, correct, total, target=0.9, z=1.96)   # 20/20 -> bound 0.84
+    assert not strict.enabled and strict.items == 2 and strict.total == 20
+    assert not choose_threshold(scores, correct, total, target=0.9, z=0.0, min_routed=25).enabled
+    never = choose_threshold([-math.inf, -math.inf], [1, 1], [1, 1], target=0.5)
+    assert not never.enabled and math.isnan(never.precision)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"target": 1.0}, "target"),
+        ({"target": 0.9, "z": -1}, "z"),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        choose_threshold([0.5], [1], [1], **kwargs)
+
+
+def test_bad_items_are_refused() -> None:
+    with pytest.raises(ValueError, match="correct"):
+        choose_threshold([0.5], [2], [1], target=0.9)
+    with pytest.raises(ValueError, match="one length"):
+        choose_threshold([0.5, 0.4], [1], [1], target=0.9)
+    with pytest.raises(ValueError, match="NaN"):
+        choose_threshold([math.nan], [1], [1], target=0.9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 1, allow_nan=False), st.integers(1, 20), st.floats(0, 1)), min_size=1, max_size=40
+    ),
+    st.floats(0.5, 0.99),
+    st.sampled_from([0.0, 1.0, 1.96]),
+)
+def test_the_choice_reaches_the_target_and_no_lower_cut_does(items: list, target: float, z: float) -> None:
+    scores = np.array([s for s, _, _ in items])
+    total = np.array([float(n) for _, n, _ in items])
+    correct = np.floor(total * np.array([f for _, _, f in items]))
+    t = choose_threshold(scores, correct, total, target=target, z=z)
+
+    def bound_at(th: float) -> float:
+        m = scores >= th
+        r, c = total[m].sum(), correct[m].sum()
+        return (wilson_lower_bound(c, r, z) if z else c / r) if r else -1.0
+
+    cuts = sorted(set(scores.tolist()))
+    if t.enabled:
+        assert bound_at(t.value) >= target - 1e-12
+        assert t.routed == total[scores >= t.value].sum()
+        assert all(bound_at(c) < target for c in cuts if c < t.value)
+    else:
+        assert all(bound_at(c) < target for c in cuts)
+
+
+def test_precision_curve_reports_precision_coverage_and_share() -> None:
+    pts = precision_curve([0.9, 0.5, 0.1], [4, 2, 0], [4, 4, 2], [0.0, 0.5, 0.95])
+    assert [round(p.coverage, 3) for p in pts] == [0.6, 0.6, 0.0]
+    assert pts[0].precision == pytest.approx(0.6) and pts[1].precision == pytest.approx(0.75)
+    assert math.isnan(pts[2].precision) and pts[2].routed_share == 0.0
