@@ -1,0 +1,105 @@
+"""Hot swap on the real transformers backend with real adapters: atomic switch, drain, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
+from odia_stream.generation.calls import request_for
+from odia_stream.generation.hf_generator import HFGenerator
+from odia_stream.serving import (
+    CoalescingGenerator,
+    HotSwapper,
+    ServingMetrics,
+    VersionHolder,
+    fixed_warmup_prompt,
+)
+from odia_stream.settings import PromptSettings
+from schemas import ModelUpdate
+
+
+def _update(entry: AdapterEntry, **changes: object) -> ModelUpdate:
+    return AdapterRegistry.to_model_update(entry, "small").model_copy(update=changes)
+
+
+def _swapper(generator: CoalescingGenerator, versions: VersionHolder, metrics: ServingMetrics) -> HotSwapper:
+    return HotSwapper(
+        generator,
+        versions,
+        prompt_options=PromptSettings(),
+        metrics=metrics,
+        warmup_requests=2,
+        max_new_tokens=4,
+        drain_timeout_s=60,
+    )
+
+
+async def test_in_flight_requests_finish_on_their_version_and_the_old_adapter_drains(
+    hf_generator: HFGenerator, adapters: tuple[AdapterEntry, AdapterEntry]
+) -> None:
+    v1, v2 = adapters
+    gen = CoalescingGenerator(hf_generator, 8)
+    versions, metrics = VersionHolder(), ServingMetrics()
+    swapper = _swapper(gen, versions, metrics)
+    first = await swapper.apply(_update(v1))
+    assert first.status == "swapped" and versions.current.generator_version == v1.version
+    prompt = fixed_warmup_prompt(PromptSettings())
+    started = asyncio.Event()
+
+    async def request_on_current() -> tuple[str | None, str | None]:
+        with versions.acquire() as active:
+            started.set()
+            result = (await gen.generate([request_for(prompt, active.adapter, 24)]))[0]
+            await asyncio.sleep(0.5)  # still in flight after the swap has switched
+            return active.generator_version, result.adapter_version
+
+    in_flight = asyncio.create_task(request_on_current())
+    await started.wait()
+    second = await swapper.apply(_update(v2, previous_version=v1.version))
+    assert second.status == "swapped" and second.previous == v1.version
+    assert versions.current.generator_version == v2.version
+    if not in_flight.done():
+        assert v1.version in hf_generator.loaded_versions()  # not unloaded under a running request
+    assert await in_flight == (v1.version, v1.version)
+    await swapper.aclose()
+    assert hf_generator.loaded_versions() == [v2.version]
+    with versions.acquire() as active:
+        after = (await gen.generate([request_for(prompt, active.adapter, 4)]))[0]
+    assert after.adapter_version == v2.version
+    assert metrics.value("odia_serving_swaps_total", {"status": "swapped"}) == 2
+    assert (
+        metrics.value(
+            "odia_serving_active_version", {"generator_version": v2.version, "router_version": "none"}
+        )
+        == 1
+    )
+
+
+async def test_a_failed_verification_keeps_the_current_version(
+    hf_generator: HFGenerator, adapters: tuple[AdapterEntry, AdapterEntry], tmp_path: Path
+) -> None:
+    v1, v2 = adapters
+    gen = CoalescingGenerator(hf_generator, 8)
+    versions, metrics = VersionHolder(), ServingMetrics()
+    swapper = _swapper(gen, versions, metrics)
+    assert (await swapper.apply(_update(v1))).status == "swapped"
+    bad_sha = await swapper.apply(_update(v2, sha256="0" * 64))
+    assert bad_sha.status == "failed" and "hashes to" in bad_sha.reason
+    missing = await swapper.apply(_update(v2, adapter_uri=(tmp_path / "nowhere").as_uri()))
+    assert missing.status == "failed" and "does not exist" in missing.reason
+    other_scheme = await swapper.apply(_update(v2, adapter_uri="s3://bucket/adapter"))
+    assert other_scheme.status == "failed"
+    other_base = await swapper.apply(_update(v2, base_model="some-other-model"))
+    assert other_base.status == "ignored"
+    assert versions.current.generator_version == v1.version
+    assert hf_generator.loaded_versions() == [v1.version]
+    assert metrics.value("odia_serving_swaps_total", {"status": "failed"}) == 3
+    assert metrics.value("odia_serving_swaps_total", {"status": "ignored"}) == 1
+    again = await swapper.apply(_update(v1))
+    assert again.status == "unchanged"
+    rollback_target = await swapper.apply(_update(v2))
+    rollback = await swapper.apply(_update(v1, previous_version=v2.version))
+    assert rollback_target.status == rollback.status == "swapped"
+    assert versions.current.generator_version == v1.version
+    await swapper.aclose()

@@ -1,0 +1,237 @@
+"""The serving engine with real parts: the router snapshot, the HF backend with a trained adapter,
+the replay large model. One response per request on every path; escalation; shadow demotion."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
+from odia_stream.generation.hf_generator import HFGenerator
+from odia_stream.large_model import OpenAIChatLargeModel, ReplaySimulatedLargeModel
+from odia_stream.large_model.protocol import LargeModel
+from odia_stream.serving import ESCALATION_REASONS, CoalescingGenerator, ServingRuntime, build_runtime
+from odia_stream.settings import OdiaSettings
+from schemas import FCLogEvent, FunctionCall, ServeRequest
+from tests.serving.support import RouterFixture
+
+SMALL_REASONS = {"cluster_match", "template_match", "classifier"}
+
+
+def _request(ev: FCLogEvent, **changes: object) -> ServeRequest:
+    req = ServeRequest(request_id=f"r-{uuid.uuid4().hex[:10]}", app=ev.app, query=ev.query, tools=ev.tools)
+    return req.model_copy(update=changes) if changes else req
+
+
+def _settings(router: RouterFixture, **serving: object) -> OdiaSettings:
+    s = router.settings
+    return s.model_copy(
+        update={
+            "serving": s.serving.model_copy(
+                update={
+                    "small_latency_budget_ms": 600_000.0,
+                    "shadow_share": 0.0,
+                    "warmup_requests": 0,
+                    "max_new_tokens": 32,
+                    **serving,
+                }
+            ),
+        }
+    )
+
+
+def _replay(events: list[FCLogEvent]) -> ReplaySimulatedLargeModel:
+    return ReplaySimulatedLargeModel(events, dataset_name="snips-app", median_ms=20, p90_ms=40, seed=1)
+
+
+@pytest.fixture()
+async def make_runtime(
+    hf_generator: HFGenerator, adapters: tuple[AdapterEntry, AdapterEntry], app_router: RouterFixture
+) -> AsyncIterator[Callable[..., object]]:
+    """``await make_runtime(large_model=None, **serving)``: a runtime serving adapter 1 with the real router."""
+    made: list[ServingRuntime] = []
+
+    async def make(large_model: LargeModel | None = None, **serving: object) -> ServingRuntime:
+        settings = _settings(app_router, **serving)
+        runtime = build_runtime(
+            settings,
+            generator=CoalescingGenerator(hf_generator, 8),
+            large_model=large_model or _replay(app_router.events),
+            router_loader=lambda version: app_router.load(),
+        )
+        update = AdapterRegistry.to_model_update(adapters[0], "small").model_copy(
+            update={"router_version": app_router.version}
+        )
+        outcome = await runtime.swapper.apply(update)
+        assert outcome.status == "swapped", outcome.reason
+        made.append(runtime)
+        return runtime
+
+    yield make
+    for runtime in made:
+        await runtime.aclose(close_generator=False)
+
+
+def _small_routed(
+    router: RouterFixture, n: int, function: str | None = None, *, with_cluster: bool = False
+) -> list[FCLogEvent]:
+    r = router.load()
+    out = []
+    for ev in router.held_out:
+        d = r.decide(_request(ev))
+        if (
+            d.route == "small"
+            and (function is None or d.function == function)
+            and (d.cluster_id or not with_cluster)
+        ):
+            out.append(ev)
+        if len(out) == n:
+            return out
+    raise AssertionError(f"only {len(out)} held-out requests route small")
+
+
+_SERVED_SMALL: dict[str, FCLogEvent] = {}
+
+
+async def _served_small(runtime: ServingRuntime, router: RouterFixture) -> FCLogEvent:
+    """A held-out request (decided by a cluster match) that the adapter answers well enough to serve small.
+
+    Greedy decoding makes this stable, so the search runs once per module.
+    """
+    if router.version not in _SERVED_SMALL:
+        for ev in _small_routed(router, 6, function="GetWeather", with_cluster=True):
+            if (await runtime.engine.answer(_request(ev))).served_by == "small":
+                _SERVED_SMALL[router.version] = ev
+                break
+        else:
+            raise AssertionError("the adapter served none of the small-routed requests")
+    return _SERVED_SMALL[router.version]
+
+
+def _large_routed(router: RouterFixture, n: int) -> list[FCLogEvent]:
+    r = router.load()
+    out = [ev for ev in router.held_out if r.decide(_request(ev)).route == "large"][:n]
+    assert len(out) == n
+    return out
+
+
+async def test_every_request_gets_exactly_one_response(make_runtime, app_router: RouterFixture) -> None:  # noqa: ANN001
+    runtime = await make_runtime()
+    small, large = _small_routed(app_router, 2), _large_routed(app_router, 3)
+    unknown_app = _request(small[0], app="an-app-never-seen")
+    requests = [_request(e) for e in small + large] + [unknown_app]
+    responses = await asyncio.gather(*(runtime.engine.answer(r) for r in requests))
+    assert [r.request_id for r in responses] == [r.request_id for r in requests]
+    by_id = {r.request_id: r for r in responses}
+    v1 = runtime.versions.current.generator_version
+    for req, ev in zip(requests, small + large, strict=False):
+        resp = by_id[req.request_id]
+        assert (
+            resp.error is None and resp.generator_version == v1 and resp.router_version == app_router.version
+        )
+        lat = resp.latency
+        assert lat.total_ms >= max(lat.route_ms, lat.generate_ms, lat.validate_ms)
+        if resp.served_by == "small":
+            assert resp.route_reason in SMALL_REASONS and resp.call is not None and resp.large_model is None
+        else:
+            assert resp.served_by == "large" and resp.large_model == "replay-simulated(snips-app)"
+            assert resp.call == ev.call  # the replayed large model's answer
+    for req in requests[: len(small)]:  # routed small: served small or escalated, never anything else
+        reason = by_id[req.request_id].route_reason
+        assert reason in SMALL_REASONS or reason.removeprefix("escalated:") in ESCALATION_REASONS
+    for req in requests[len(small) : len(small) + len(large)]:
+        assert by_id[req.request_id].route_reason not in SMALL_REASONS
+    assert by_id[unknown_app.request_id].route_reason == "unknown_tools"
+    m = runtime.metrics
+    total = sum(
+        m.value("odia_serving_requests_total", {"served_by": r.served_by, "reason": r.route_reason})
+        for r in {(x.served_by, x.route_reason): x for x in responses}.values()
+    )
+    assert total == len(requests)
+    assert m.value("odia_serving_latency_seconds_count", {"stage": "total", "served_by": "large"}) == sum(
+        1 for r in responses if r.served_by == "large"
+    )
+
+
+async def test_a_failing_large_model_still_answers_with_an_error(
+    make_runtime, app_router: RouterFixture
+) -> None:  # noqa: ANN001
+    unreachable = OpenAIChatLargeModel("http://127.0.0.1:9/v1", "large", max_retries=0, timeout_s=2.0)
+    runtime = await make_runtime(large_model=unreachable)
+    req = _request(_large_routed(app_router, 1)[0])
+    resp = await runtime.engine.answer(req)
+    assert resp.request_id == req.request_id and resp.served_by == "none" and resp.call is None
+    assert resp.error is not None and "large model failed" in resp.error
+    assert runtime.metrics.value("odia_serving_errors_total", {"kind": "large_model"}) == 1
+
+
+async def test_a_timeout_escalates_to_the_large_model(make_runtime, app_router: RouterFixture) -> None:  # noqa: ANN001
+    runtime = await make_runtime(small_latency_budget_ms=1.0)
+    ev = _small_routed(app_router, 1)[0]
+    resp = await runtime.engine.answer(_request(ev))
+    assert resp.served_by == "large" and resp.route_reason == "escalated:timeout" and resp.call == ev.call
+    assert runtime.metrics.value("odia_serving_escalations_total", {"reason": "timeout"}) == 1
+
+
+async def test_a_cut_off_answer_escalates(make_runtime, app_router: RouterFixture) -> None:  # noqa: ANN001
+    runtime = await make_runtime(max_new_tokens=2)
+    ev = _small_routed(app_router, 1)[0]
+    resp = await runtime.engine.answer(_request(ev))
+    assert resp.served_by == "large" and resp.route_reason == "escalated:truncated"
+    assert resp.generator_version == runtime.versions.current.generator_version
+    assert runtime.metrics.value("odia_serving_escalations_total", {"reason": "truncated"}) == 1
+
+
+async def test_the_kill_switch_sends_everything_large(make_runtime, app_router: RouterFixture) -> None:  # noqa: ANN001
+    runtime = await make_runtime(mode="all_large")
+    ev = _small_routed(app_router, 1)[0]
+    resp = await runtime.engine.answer(_request(ev))
+    assert resp.served_by == "large" and resp.route_reason == "all_large"
+
+
+async def test_shadow_disagreement_demotes_the_cluster(make_runtime, app_router: RouterFixture) -> None:  # noqa: ANN001
+    # A large model that has come to disagree: for these queries it now calls the other function.
+    other = {"GetWeather": "PlayMusic", "PlayMusic": "GetWeather"}
+    disagreeing = [
+        e.model_copy(update={"call": FunctionCall(name=other[e.call.name], arguments={})}) if e.call else e
+        for e in app_router.events
+    ]
+    runtime = await make_runtime(large_model=_replay(disagreeing), shadow_share=1.0, shadow_max_concurrency=2)
+    router = runtime.versions.current.router
+    assert router is not None
+    served = await _served_small(runtime, app_router)
+    cluster = router.decide(_request(served)).cluster_id
+    assert cluster is not None
+    demoted = None
+    for _ in range(15):
+        assert await runtime.shadow.drain(30)
+        resp = await runtime.engine.answer(_request(served))
+        if resp.route_reason == "error_budget":
+            demoted = resp
+            break
+        assert resp.served_by == "small", resp.route_reason  # greedy decoding: the same answer each time
+    assert demoted is not None and demoted.served_by == "large"
+    stats = runtime.shadow.by_cluster[cluster]
+    assert stats.checks >= 1 and stats.agreed == 0
+    assert runtime.metrics.value("odia_serving_shadow_checks_total", {"outcome": "disagree"}) == stats.checks
+    assert not router.budget.allows(cluster)
+
+
+async def test_requests_are_concurrent_a_slow_large_call_does_not_block_small_answers(
+    make_runtime,
+    app_router: RouterFixture,  # noqa: ANN001
+) -> None:
+    served = await _served_small(await make_runtime(), app_router)
+    slow = ReplaySimulatedLargeModel(
+        app_router.events, dataset_name="slow", median_ms=60_000, p90_ms=90_000, seed=2
+    )
+    runtime = await make_runtime(large_model=slow)
+    large_task = asyncio.create_task(runtime.engine.answer(_request(_large_routed(app_router, 1)[0])))
+    await asyncio.sleep(0.05)
+    small = await asyncio.wait_for(runtime.engine.answer(_request(served)), 300)
+    assert small.served_by == "small" and small.error is None
+    assert not large_task.done()  # the large call is still running: it did not hold the small answer back
+    large_task.cancel()

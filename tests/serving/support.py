@@ -1,0 +1,209 @@
+"""Helpers shared by the serving tests: the bench's small SNIPS app, tiny adapters trained on it.
+
+Adapters are trained with the trainer's own code (``train_lora``, 2-3 steps) and cached under the
+model cache by the hash of everything that determines them, so a session trains each one once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
+from odia_stream.bench.serve_bench import app_events, split_events, train_adapter, training_examples
+from odia_stream.generation.base_model import base_model_id
+from odia_stream.generation.protocol import SmallGenerator
+from odia_stream.large_model import ReplaySimulatedLargeModel
+from odia_stream.serving import RouterLike, RouterLoader, ServingRuntime, build_runtime
+from odia_stream.serving.routers import router_loader_for
+from odia_stream.settings import OdiaSettings, TrainerSettings
+from odia_stream.training.lora import TrainingExample
+from schemas import FCLogEvent, ModelUpdate, ServeRequest, ServeResponse
+from serving.consumer import ServingConsumer
+
+__all__ = [
+    "RouterFixture",
+    "app_events",
+    "collect_responses",
+    "publish_update",
+    "register_adapters",
+    "request_of",
+    "serving_context",
+    "split_events",
+    "steady_pool",
+    "steady_stream",
+    "tiny_adapter",
+    "training_examples",
+]
+
+
+@dataclass
+class RouterFixture:
+    """A real router snapshot built from the app's records, and the settings that locate it."""
+
+    settings: OdiaSettings
+    version: str
+    events: list[FCLogEvent]
+    held_out: list[FCLogEvent]
+    _loader: RouterLoader | None = None
+
+    def load(self, version: str | None = None) -> RouterLike:
+        """A fresh router of the snapshot (its own error budget; the embedder is opened once)."""
+        if self._loader is None:
+            self._loader = router_loader_for(self.settings)
+        return self._loader(version or self.version)
+
+
+def tiny_adapter(
+    base_dir: Path, examples: Sequence[TrainingExample], cache_dir: Path, *, steps: int, seed: int
+) -> Path:
+    """A LoRA adapter trained for ``steps`` steps on ``examples`` (cached by content under ``cache_dir``)."""
+    trainer = TrainerSettings(max_steps=steps, batch_size=4, seed=seed, max_seq_len=384, learning_rate=2e-3)
+    key = json.dumps(
+        {
+            "base": base_model_id(base_dir),
+            "examples": [[[dict(m) for m in e.messages], e.completion] for e in examples],
+            "trainer": trainer.model_dump(mode="json"),
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    out = cache_dir / "serving-test-adapters" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    return train_adapter(base_dir, examples, trainer, out)
+
+
+def register_adapters(
+    tmp_path: Path, base_dir: Path, dirs: tuple[Path, Path]
+) -> tuple[AdapterEntry, AdapterEntry]:
+    registry = AdapterRegistry(tmp_path / "adapters")
+    return tuple(registry.register(d, base_model=base_model_id(base_dir)) for d in dirs)  # type: ignore[return-value]
+
+
+def publish_update(settings: OdiaSettings, update: ModelUpdate) -> None:
+    p = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    p.produce(
+        settings.topics.model_updates.name, key=update.generator.encode(), value=update.model_dump_json()
+    )
+    assert p.flush(15) == 0
+
+
+def request_of(ev: FCLogEvent, tag: str, **changes: object) -> ServeRequest:
+    return ServeRequest(
+        request_id=f"{tag}-{uuid.uuid4().hex[:8]}", app=ev.app, query=ev.query, tools=ev.tools, **changes
+    )  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def serving_context(
+    settings: OdiaSettings, generator: SmallGenerator, router: RouterFixture
+) -> AsyncIterator[tuple[ServingConsumer, ServingRuntime]]:
+    large = ReplaySimulatedLargeModel(
+        router.events, dataset_name="snips-app", median_ms=20, p90_ms=40, seed=1
+    )
+    runtime = build_runtime(
+        settings, generator=generator, large_model=large, router_loader=lambda version: router.load(version)
+    )
+    consumer = ServingConsumer(settings, runtime)
+    task = asyncio.create_task(consumer.run())
+    deadline = time.monotonic() + 300
+    while not consumer.ready.is_set():
+        assert not task.done(), task.exception()
+        assert time.monotonic() < deadline, "serving did not start"
+        await asyncio.sleep(0.1)
+    try:
+        yield consumer, runtime
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, 300)
+        await runtime.aclose(close_generator=False)
+        for version in generator.loaded_versions():
+            await generator.unload_adapter(version)
+
+
+def collect_responses(
+    settings: OdiaSettings,
+    topics: list[str],
+    want: set[str],
+    timeout_s: float,
+    on_each: Callable[[ServeResponse], None] | None = None,
+) -> list[tuple[str, ServeResponse]]:
+    """Every response on ``topics`` until each id of ``want`` was seen once (then a short grace for duplicates)."""
+    c = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": f"t-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    parts = [
+        TopicPartition(t, p, 0) for t in topics for p in c.list_topics(t, timeout=10).topics[t].partitions
+    ]
+    c.assign(parts)
+    out: list[tuple[str, ServeResponse]] = []
+    deadline, grace = time.monotonic() + timeout_s, None
+    try:
+        while time.monotonic() < (grace or deadline):
+            for m in c.consume(100, 0.2):
+                if m.error() is None:
+                    r = ServeResponse.model_validate_json(m.value())
+                    assert m.key() == r.request_id.encode()
+                    out.append((m.topic(), r))
+                    if on_each:
+                        on_each(r)
+            if grace is None and want <= {r.request_id for _, r in out}:
+                grace = time.monotonic() + 2.0
+    finally:
+        c.close()
+    return out
+
+
+def steady_pool(router: RouterFixture, *, small_every: int) -> list[FCLogEvent]:
+    """Held-out records in a repeating pattern: one the router sends small, then ``small_every - 1`` large."""
+    r = router.load()
+    small = [e for e in router.held_out if r.decide(request_of(e, "probe")).route == "small"]
+    large = [e for e in router.held_out if r.decide(request_of(e, "probe")).route == "large"]
+    pool: list[FCLogEvent] = []
+    for i in range(min(len(small), len(large) // max(1, small_every - 1))):
+        pool.append(small[i])
+        pool.extend(large[i * (small_every - 1) : (i + 1) * (small_every - 1)])
+    return pool
+
+
+async def steady_stream(
+    settings: OdiaSettings,
+    runtime: ServingRuntime,
+    pool: Sequence[FCLogEvent],
+    *,
+    swap: ModelUpdate,
+    interval_s: float,
+    after_switch: int,
+    limit: int,
+    swap_after: int = 4,
+) -> list[ServeRequest]:
+    """Send one request every ``interval_s``; publish ``swap`` after ``swap_after`` requests and go on
+    until ``after_switch`` requests were sent after serving switched to it (at most ``limit``)."""
+    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "linger.ms": 1})
+    sent: list[ServeRequest] = []
+    since_switch = 0
+    while since_switch < after_switch:
+        assert len(sent) < limit, f"serving did not switch to {swap.version} within {limit} requests"
+        r = request_of(pool[len(sent) % len(pool)], f"s{len(sent):03d}")
+        producer.produce(settings.topics.requests.name, key=r.request_id.encode(), value=r.model_dump_json())
+        producer.flush(10)
+        sent.append(r)
+        if len(sent) == swap_after:
+            publish_update(settings, swap)
+        if runtime.versions.current.generator_version == swap.version:
+            since_switch += 1
+        await asyncio.sleep(interval_s)
+    return sent
