@@ -27,13 +27,14 @@ from odia_stream.serving import RouterLike, RouterLoader, ServingRuntime, build_
 from odia_stream.serving.routers import router_loader_for
 from odia_stream.settings import OdiaSettings, TrainerSettings
 from odia_stream.training.lora import TrainingExample
-from schemas import FCLogEvent, ModelUpdate, ServeRequest, ServeResponse
+from schemas import FCLogEvent, ModelUpdate, ServeRequest, ServeResponse, ToolSpec
 from serving.consumer import ServingConsumer
 
 __all__ = [
     "RouterFixture",
     "app_events",
     "collect_responses",
+    "large_routed",
     "publish_update",
     "register_adapters",
     "request_of",
@@ -167,11 +168,27 @@ def collect_responses(
     return out
 
 
+#: A tool the app never offered: a request listing it has a tool set the router does not know.
+UNSEEN_TOOL = ToolSpec.model_validate(
+    {"name": "AddToPlaylist", "description": "AddToPlaylist", "parameters": {"type": "object", "properties": {}}}
+)
+
+
+def large_routed(router: RouterFixture, n: int) -> list[FCLogEvent]:
+    """``n`` held-out records that the router sends large for certain: each offered one tool more
+    (``UNSEEN_TOOL``), a tool set it never learned (``unknown_tools``). The two-function app is easy
+    enough that the router may send every unchanged held-out record small."""
+    r = router.load()
+    out = [e.model_copy(update={"tools": [*e.tools, UNSEEN_TOOL]}) for e in router.held_out[:n]]
+    assert len(out) == n and all(r.decide(request_of(e, "probe")).route == "large" for e in out)
+    return out
+
+
 def steady_pool(router: RouterFixture, *, small_every: int) -> list[FCLogEvent]:
     """Held-out records in a repeating pattern: one the router sends small, then ``small_every - 1`` large."""
     r = router.load()
     small = [e for e in router.held_out if r.decide(request_of(e, "probe")).route == "small"]
-    large = [e for e in router.held_out if r.decide(request_of(e, "probe")).route == "large"]
+    large = large_routed(router, len(router.held_out))
     pool: list[FCLogEvent] = []
     for i in range(min(len(small), len(large) // max(1, small_every - 1))):
         pool.append(small[i])

@@ -16,7 +16,7 @@ from odia_stream.large_model.protocol import LargeModel
 from odia_stream.serving import ESCALATION_REASONS, CoalescingGenerator, ServingRuntime, build_runtime
 from odia_stream.settings import OdiaSettings
 from schemas import FCLogEvent, FunctionCall, ServeRequest
-from tests.serving.support import RouterFixture
+from tests.serving.support import RouterFixture, large_routed
 
 SMALL_REASONS = {"cluster_match", "template_match", "classifier"}
 
@@ -111,16 +111,9 @@ async def _served_small(runtime: ServingRuntime, router: RouterFixture) -> FCLog
     return _SERVED_SMALL[router.version]
 
 
-def _large_routed(router: RouterFixture, n: int) -> list[FCLogEvent]:
-    r = router.load()
-    out = [ev for ev in router.held_out if r.decide(_request(ev)).route == "large"][:n]
-    assert len(out) == n
-    return out
-
-
 async def test_every_request_gets_exactly_one_response(make_runtime, app_router: RouterFixture) -> None:  # noqa: ANN001
     runtime = await make_runtime()
-    small, large = _small_routed(app_router, 2), _large_routed(app_router, 3)
+    small, large = _small_routed(app_router, 2), large_routed(app_router, 3)
     unknown_app = _request(small[0], app="an-app-never-seen")
     requests = [_request(e) for e in small + large] + [unknown_app]
     responses = await asyncio.gather(*(runtime.engine.answer(r) for r in requests))
@@ -161,7 +154,7 @@ async def test_a_failing_large_model_still_answers_with_an_error(
 ) -> None:  # noqa: ANN001
     unreachable = OpenAIChatLargeModel("http://127.0.0.1:9/v1", "large", max_retries=0, timeout_s=2.0)
     runtime = await make_runtime(large_model=unreachable)
-    req = _request(_large_routed(app_router, 1)[0])
+    req = _request(large_routed(app_router, 1)[0])
     resp = await runtime.engine.answer(req)
     assert resp.request_id == req.request_id and resp.served_by == "none" and resp.call is None
     assert resp.error is not None and "large model failed" in resp.error
@@ -229,7 +222,7 @@ async def test_requests_are_concurrent_a_slow_large_call_does_not_block_small_an
         app_router.events, dataset_name="slow", median_ms=60_000, p90_ms=90_000, seed=2
     )
     runtime = await make_runtime(large_model=slow)
-    large_task = asyncio.create_task(runtime.engine.answer(_request(_large_routed(app_router, 1)[0])))
+    large_task = asyncio.create_task(runtime.engine.answer(_request(large_routed(app_router, 1)[0])))
     await asyncio.sleep(0.05)
     small = await asyncio.wait_for(runtime.engine.answer(_request(served)), 300)
     assert small.served_by == "small" and small.error is None
