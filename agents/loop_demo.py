@@ -1,9 +1,10 @@
 """The main job (``odia demo`` / ``make demo``): the whole learning loop on one machine.
 
-Phase 0, setup: local broker, fresh demo topics, the ingest agents, the trainer and the serving
-consumer as separate processes under the supervisor (as production runs them).
+Phase 0, setup: local broker, fresh demo topics, the ingest agents and the serving consumer as
+separate processes under the supervisor (as production runs them).
 Phase 1, learning: FC logs (built-in synthetic music-app traffic by default, or a dataset) are
-replayed into the fc-logs topic; clusters and labels form; a retrain trigger fires; the trainer
+replayed into the fc-logs topic; clusters and labels form; retrain triggers fire; the trainer
+process starts once the logs are clustered, so its first round trains on all of them; it
 fine-tunes and promotes an adapter; serving hot-swaps to it.
 Phase 2, serving: held-out requests (never seen while learning, split by query group) go to the
 request topic; their responses are collected.
@@ -56,6 +57,14 @@ class DemoSizes:
     timeout_s: float = 1500.0
     #: The trainer's promotion gate (held-out AST accuracy) for the demo's round.
     gate: float = 0.5
+    train_batch_size: int = 4
+    #: The router's calibration target. The synthetic large model answers ~3% of requests with
+    #: another plausible function (on purpose), so no router can agree with it 99% of the time:
+    #: the production default (0.99) would route nothing on this traffic.
+    router_precision: float = 0.95
+    #: Serving's budget for a small-model answer. On a 2-core CPU the transformers backend takes
+    #: 2-4 s per call, so the production default (1.5 s, a GPU figure) would escalate every one.
+    small_latency_budget_ms: float = 20_000.0
 
 
 def demo_settings(base: OdiaSettings, sizes: DemoSizes, run_dir: Path, events_file: Path) -> OdiaSettings:
@@ -67,14 +76,18 @@ def demo_settings(base: OdiaSettings, sizes: DemoSizes, run_dir: Path, events_fi
     })
     return base.model_copy(update={
         "state_dir": run_dir,
+        "model_cache_dir": base.cache_dir.resolve(),
         # A fresh app id per run: consumer groups of earlier runs never carry offsets over.
         "app_id": f"odia-demo-{uuid.uuid4().hex[:8]}",
         "topics": topics,
         "triggers": base.triggers.model_copy(update={"min_new_examples": sizes.trigger_examples}),
         "trainer": base.trainer.model_copy(update={
             "max_steps": sizes.train_steps, "max_minutes": sizes.train_minutes, "eval_gate_accuracy": sizes.gate,
+            "batch_size": sizes.train_batch_size,
             "adapter_registry": str(run_dir / "adapters"),
         }),
+        "router": base.router.model_copy(update={"target_precision": sizes.router_precision}),
+        "serving": base.serving.model_copy(update={"small_latency_budget_ms": sizes.small_latency_budget_ms}),
         "large_model": base.large_model.model_copy(update={"kind": "replay", "replay_dataset": events_file}),
     })
 
@@ -241,9 +254,11 @@ def run_loop_demo(
     with _maybe_local_broker(settings, base.broker_dir, console):
         delete_topics(settings.kafka.bootstrap_servers, [t.name for t in settings.topics.all()])
         ensure_topics(settings.kafka.bootstrap_servers, settings.topics.all())
-        sup = Supervisor(settings)
+        # The trainer starts once the logs are clustered: the triggers published meanwhile coalesce
+        # into one round over all of them (in production it runs all along and retrains as they come).
+        sup = Supervisor(settings, services=("agents", "serving"))
         sup.start()
-        console.print(f"phase 0: ingest agents, trainer and serving started (logs: {settings.state_dir / 'logs'})")
+        console.print(f"phase 0: ingest agents and serving started (logs: {settings.state_dir / 'logs'})")
         try:
             ReplayProducer(settings.kafka.bootstrap_servers, settings.topics.fc_logs.name).publish(learn, progress=True)
             with console.status("phase 1: ingest agents clustering the logs"):
@@ -258,6 +273,8 @@ def run_loop_demo(
                                 for c in sorted(view.clusters.values(), key=lambda c: -c.size)[:15]]}
             console.print(f"phase 1: {summary.clusters} clusters ({summary.simple} simple, {summary.complex} complex, "
                           f"{summary.undecided} undecided) from {summary.events} events")
+            sup.start_service("trainer")
+            console.print("phase 1: trainer started; it reads the retrain triggers the agents published")
             update = _wait_for_update(settings, sup, sizes.timeout_s, console)
             swap_s = None
             if update is not None:
@@ -274,7 +291,9 @@ def run_loop_demo(
         extra={"dataset": source, "synthetic_data": source.startswith("synthetic:"), "events_learned": len(learn),
                "adapter_version": update.version if update else None,
                "router_version": update.router_version if update else None,
-               "swap_seconds": swap_s, "demo_seconds": round(time.monotonic() - started, 1)},
+               "swap_seconds": swap_s, "demo_seconds": round(time.monotonic() - started, 1),
+               "router_target_precision": sizes.router_precision, "train_steps": sizes.train_steps,
+               "small_latency_budget_ms": sizes.small_latency_budget_ms},
     )
     paths = write_report(report, responses, baseline, out_dir)
     console.print((out_dir / "report.md").read_text())

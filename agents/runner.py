@@ -51,6 +51,14 @@ def settings_env(settings: OdiaSettings) -> dict[str, str]:
     return env
 
 
+#: ``python -m <module>``, except that a SIGTERM arriving while it still imports and starts (before
+#: the worker installs its own graceful handler) exits with code 0 instead of dying by the signal.
+_LAUNCH = (
+    "import runpy, signal, sys; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); "
+    "module = sys.argv.pop(1); runpy.run_module(module, run_name='__main__', alter_sys=True)"
+)
+
+
 class WorkerProcess:
     """A worker in a child process: the ingest worker (``python -m agents.worker``) by default, or
     another module (``trainer``, ``serving``) configured the same way."""
@@ -68,7 +76,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module], env=env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-c", _LAUNCH, self.module], env=env, stdout=log, stderr=subprocess.STDOUT,
             cwd=Path(__file__).resolve().parent.parent,
         )
 

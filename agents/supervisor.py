@@ -53,10 +53,18 @@ class Supervisor:
             raise ValueError(f"unknown services {unknown}; choose from {sorted(SERVICES)}")
         ensure_topics(self.settings.kafka.bootstrap_servers, self.settings.topics.all())
         for name in self.services:
-            w = WorkerProcess(self.settings, self.log_path(name), module=SERVICES[name])
-            w.start()
-            self.workers[name] = w
-            self.restarts.setdefault(name, 0)
+            self.start_service(name)
+
+    def start_service(self, name: str) -> None:
+        """Start one more worker (one of ``SERVICES``; topics must exist)."""
+        if name not in SERVICES:
+            raise ValueError(f"unknown service {name!r}; choose from {sorted(SERVICES)}")
+        if name in self.workers and self.workers[name].alive():
+            raise ValueError(f"{name} is running already")
+        w = WorkerProcess(self.settings, self.log_path(name), module=SERVICES[name])
+        w.start()
+        self.workers[name] = w
+        self.restarts.setdefault(name, 0)
 
     def check(self) -> list[str]:
         """Restart workers that exited (within ``max_restarts``); returns what happened."""

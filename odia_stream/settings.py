@@ -375,6 +375,9 @@ class OdiaSettings(BaseSettings):
 
     #: Where local state lives: broker data, cluster store, learner state, model caches.
     state_dir: Path = Path(".odia")
+    #: Where converted model folders are cached (default ``<state_dir>/cache``); runs with their
+    #: own state dir (the demo, benchmarks) share the project's cache through it.
+    model_cache_dir: Path | None = None
     app_id: str = "odia-stream"
     kafka: KafkaSettings = KafkaSettings()
     topics: TopicSettings = TopicSettings()
@@ -397,7 +400,7 @@ class OdiaSettings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         """Converted model folders (unpacked once from PyPI packages)."""
-        return self.state_dir / "cache"
+        return self.model_cache_dir if self.model_cache_dir is not None else self.state_dir / "cache"
 
     @property
     def broker_dir(self) -> Path:

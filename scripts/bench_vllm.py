@@ -32,28 +32,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 def _make_adapter(base_dir: Path, out: Path, seed: int = 1) -> Any:
     """A real peft LoRA adapter (r=8, q/v projections, random non-zero weights)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    from odia_stream.adapters.random_adapter import random_lora_adapter
 
-    from odia_stream.adapters.digest import adapter_sha256, version_of
-    from odia_stream.generation.base_model import base_model_id
-    from odia_stream.generation.protocol import AdapterRef
-
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
-    config = LoraConfig(
-        r=8,
-        lora_alpha=64,
-        target_modules=["q_proj", "v_proj"],
-        init_lora_weights=False,
-        task_type="CAUSAL_LM",
-    )
-    peft_model = get_peft_model(model, config)
-    peft_model.peft_config["default"].base_model_name_or_path = base_model_id(base_dir)
-    peft_model.save_pretrained(out)
-    sha = adapter_sha256(out)
-    return AdapterRef(version=version_of(sha), path=out, sha256=sha, base_model=base_model_id(base_dir))
+    return random_lora_adapter(base_dir, out, seed=seed)
 
 
 def _requests(dataset: Path, n: int, seed: int) -> tuple[list[Any], list[Any]]:

@@ -77,8 +77,10 @@ def unique_topics(suffix: str) -> TopicSettings:
 
 @pytest.fixture()
 def settings(tmp_path: Path, kafka_bootstrap: str) -> OdiaSettings:
-    """Settings for one test: its own state dir and topic names, the session broker."""
-    s = OdiaSettings(state_dir=tmp_path / "state", app_id=f"odia-test-{uuid.uuid4().hex[:8]}")
+    """Settings for one test: its own state dir and topic names, the session broker, the shared model cache."""
+    s = OdiaSettings(
+        state_dir=tmp_path / "state", model_cache_dir=MODEL_CACHE, app_id=f"odia-test-{uuid.uuid4().hex[:8]}"
+    )
     return s.model_copy(
         update={
             "kafka": s.kafka.model_copy(update={"bootstrap_servers": kafka_bootstrap}),
@@ -93,7 +95,9 @@ def make_settings(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str
 
     def _make(**clustering: object) -> OdiaSettings:
         tag = uuid.uuid4().hex[:8]
-        s = OdiaSettings(state_dir=tmp_path_factory.mktemp(f"state-{tag}"), app_id=f"odia-test-{tag}")
+        s = OdiaSettings(
+            state_dir=tmp_path_factory.mktemp(f"state-{tag}"), model_cache_dir=MODEL_CACHE, app_id=f"odia-test-{tag}"
+        )
         return s.model_copy(
             update={
                 "kafka": s.kafka.model_copy(update={"bootstrap_servers": kafka_bootstrap}),

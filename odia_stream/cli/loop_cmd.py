@@ -16,6 +16,9 @@ def demo(
     train_steps: int = typer.Option(24, help="LoRA steps of the trainer's round."),
     train_minutes: float = typer.Option(6.0, help="Upper bound on training time."),
     rate: float = typer.Option(4.0, help="Requests per second in phase 2."),
+    router_precision: float = typer.Option(
+        0.95, help="The router's calibration target (the synthetic large model is inconsistent on ~3% of requests)."
+    ),
     seed: int = typer.Option(0, help="Seed of the synthetic traffic and the split."),
     out: Path = typer.Option(Path("reports/demo"), help="Report directory (JSON, Markdown, PNG)."),
 ) -> None:
@@ -26,7 +29,7 @@ def demo(
     from odia_stream.settings import get_settings
 
     sizes = DemoSizes(events=events, held_out=held_out, train_steps=train_steps, train_minutes=train_minutes,
-                      request_rate=rate)
+                      request_rate=rate, router_precision=router_precision)
     run_loop_demo(get_settings(), dataset, sizes=sizes, seed=seed, out_dir=out, console=Console())
 
 

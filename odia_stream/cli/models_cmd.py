@@ -8,6 +8,7 @@ current moves nothing and publishes it again (the way to retry a failed publish)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -112,6 +113,17 @@ def list_models(
     console.print(table)
 
 
+def _move(settings: OdiaSettings, move: Callable[[AdapterRegistry], AdapterEntry]) -> tuple[AdapterEntry | None, AdapterEntry]:
+    """Apply ``move`` to the registry: ``(current before, current after)``; registry errors exit 1."""
+    registry = _registry(settings)
+    before = registry.current()
+    try:
+        return before, move(registry)
+    except RegistryError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+
+
 @models_app.command("promote")
 def promote(
     version: Annotated[str, typer.Argument(help="The adapter version to make current (a-…).")],
@@ -119,13 +131,7 @@ def promote(
 ) -> None:
     """Make VERSION the current adapter and publish it."""
     settings = get_settings()
-    registry = _registry(settings)
-    before = registry.current()
-    try:
-        entry = registry.promote(version)
-    except RegistryError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+    before, entry = _move(settings, lambda registry: registry.promote(version))
     console.print(f"current: {entry.version}" + (f" (was {before.version})" if before and before != entry else ""))
     if publish:
         previous = before.version if before and before.version != entry.version else None
@@ -139,13 +145,7 @@ def rollback(
 ) -> None:
     """Undo the last promotion(s): the version promoted before becomes current and is republished."""
     settings = get_settings()
-    registry = _registry(settings)
-    before = registry.current()
-    try:
-        entry = registry.rollback(steps)
-    except RegistryError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+    before, entry = _move(settings, lambda registry: registry.rollback(steps))
     console.print(f"current: {entry.version} (rolled back from {before.version if before else '-'})")
     if publish:
         _publish(settings, entry, before.version if before else None)

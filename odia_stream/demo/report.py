@@ -30,9 +30,9 @@ class HeldOut:
     expected: FunctionCall | None
 
 
-def _stats(values: Sequence[float]) -> dict[str, float]:
-    if not values:
-        return {"n": 0, "p50": float("nan"), "p90": float("nan"), "p99": float("nan"), "mean": float("nan")}
+def _stats(values: Sequence[float]) -> dict[str, float | None]:
+    if not values:  # None, not NaN: the JSON stays standard
+        return {"n": 0, "p50": None, "p90": None, "p99": None, "mean": None}
     a = np.asarray(values, dtype=float)
     return {
         "n": int(a.size),
@@ -79,7 +79,7 @@ def build_report(
     mean_small = float(np.mean(small_ms)) if small_ms else 0.0
     mean_large = float(np.mean(large_ms)) if large_ms else (float(np.mean(base)) if base else 0.0)
     expected_formula = coverage * mean_small + (1 - coverage) * mean_large
-    reasons = Counter(r.route_reason.split(":", 1)[0] for _, r in answered)
+    reasons = Counter(r.route_reason for _, r in answered)
     report: dict[str, Any] = {
         "requests": len(held_out),
         "answered": len(answered),
@@ -205,13 +205,15 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"| small-model AST accuracy vs the large model's calls | {pct(report['small_ast_accuracy'])} "
         f"(on {report['small_evaluated']}) |",
         f"| escalated small → large | {report['escalated']} |",
+        f"| route reasons | {', '.join(f'{k}: {v}' for k, v in report['route_reasons'].items()) or '–'} |",
         "",
         "| latency (ms) | p50 | p90 | mean |",
         "|---|---|---|---|",
     ]
     for name in ("odia", "all_large_baseline", "small_routed", "large_routed", "route"):
         s = lat[name]
-        lines.append(f"| {name.replace('_', ' ')} | {s['p50']} | {s['p90']} | {s['mean']} |")
+        cells = " | ".join("–" if s[k] is None else str(s[k]) for k in ("p50", "p90", "mean"))
+        lines.append(f"| {name.replace('_', ' ')} (n={s['n']}) | {cells} |")
     lines += [
         "",
         f"Expected latency (paper): {f['formula']}",

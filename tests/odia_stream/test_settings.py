@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from odia_stream.settings import OdiaSettings
@@ -29,3 +31,9 @@ def test_bad_values_are_clear_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ODIA_CLUSTERING__SIMPLE_SHARE", "1.5")
     with pytest.raises(ValueError, match="simple_share"):
         OdiaSettings()
+
+
+def test_the_model_cache_follows_the_state_dir_unless_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert OdiaSettings(state_dir=tmp_path / "s").cache_dir == tmp_path / "s" / "cache"
+    monkeypatch.setenv("ODIA_MODEL_CACHE_DIR", str(tmp_path / "shared"))
+    assert OdiaSettings(state_dir=tmp_path / "s").cache_dir == tmp_path / "shared"

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from odia_stream.adapters.digest import adapter_sha256, version_of
+from odia_stream.adapters.random_adapter import random_lora_adapter
 from odia_stream.datasets import load_dataset
-from odia_stream.generation.base_model import PACKAGED_SMOLLM2, base_model_id, resolve_base_model
+from odia_stream.generation.base_model import PACKAGED_SMOLLM2, resolve_base_model
 from odia_stream.generation.protocol import AdapterRef
 from schemas import FCLogEvent
 
@@ -38,32 +38,12 @@ def base_dir(model_cache: Path) -> Path:
 def make_adapter(base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> MakeAdapter:
     """``make_adapter(seed)``: a real peft LoRA adapter folder on the base model (random, non-zero
     weights, so it visibly changes greedy outputs), with its published sha256 and version."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
     made: dict[int, AdapterRef] = {}
 
     def make(seed: int) -> AdapterRef:
-        if seed in made:
-            return made[seed]
-        torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
-        config = LoraConfig(
-            r=8,
-            lora_alpha=64,
-            target_modules=["q_proj", "v_proj"],
-            init_lora_weights=False,
-            task_type="CAUSAL_LM",
-        )
-        peft_model = get_peft_model(model, config)
-        peft_model.peft_config["default"].base_model_name_or_path = base_model_id(base_dir)
-        out = tmp_path_factory.mktemp(f"adapter-{seed}") / "adapter"
-        peft_model.save_pretrained(out)
-        sha = adapter_sha256(out)
-        ref = AdapterRef(version=version_of(sha), path=out, sha256=sha, base_model=base_model_id(base_dir))
-        made[seed] = ref
-        return ref
+        if seed not in made:
+            made[seed] = random_lora_adapter(base_dir, tmp_path_factory.mktemp(f"adapter-{seed}") / "adapter", seed=seed)
+        return made[seed]
 
     return make
 

@@ -55,3 +55,15 @@ def test_figures(snips_events: list[FCLogEvent], tmp_path: Path) -> None:
     assert all(p.stat().st_size > 0 for p in paths)
     assert json.loads(paths[0].read_text())["served_small"] == 3
     assert "simulated" in paths[1].read_text()
+
+
+def test_nothing_served_small_gives_empty_figures_not_nan(snips_events: list[FCLogEvent], tmp_path: Path) -> None:
+    held = _held([e for e in snips_events if e.call is not None][:4])
+    responses = [_resp(h, "large", h.expected, 1600, i) for i, h in enumerate(held)]
+    r = build_report(held, responses, {h.request.request_id: 1600.0 for h in held}, large_model="replay-simulated(x)",
+                     simulated_large=True)
+    assert r["coverage"] == 0 and r["router_precision"] is None and r["small_evaluated"] == 0
+    assert r["latency_ms"]["small_routed"] == {"n": 0, "p50": None, "p90": None, "p99": None, "mean": None}
+    json.dumps(r, allow_nan=False)  # standard JSON
+    paths = write_report(r, responses, {h.request.request_id: 1600.0 for h in held}, tmp_path)
+    assert "| small routed (n=0) | – | – | – |" in paths[1].read_text()

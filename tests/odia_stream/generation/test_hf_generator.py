@@ -13,6 +13,7 @@ import pytest_asyncio
 import torch
 
 from odia_stream.adapters.digest import adapter_sha256
+from odia_stream.adapters.random_adapter import random_lora_adapter
 from odia_stream.generation.base_model import base_model_id
 from odia_stream.generation.hf_generator import HFGenerator
 from odia_stream.generation.protocol import (
@@ -33,21 +34,10 @@ def request(query: str, **kw: object) -> GenerationRequest:
     return GenerationRequest(messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": query}], **kw)
 
 
-def random_lora(base_dir: Path, out: Path, seed: int) -> Path:
-    """A real peft LoRA adapter for SmolLM2 with random (non-zero) weights: it changes outputs."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(str(base_dir))
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    get_peft_model(model, config).save_pretrained(out, save_embedding_layers=False)
-    return out
-
-
 @pytest.fixture(scope="module")
 def lora_dir(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return random_lora(smollm2_dir, tmp_path_factory.mktemp("lora") / "adapter", seed=0)
+    out = tmp_path_factory.mktemp("lora") / "adapter"
+    return random_lora_adapter(smollm2_dir, out, seed=0, rank=4, alpha=8).path
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -154,7 +144,7 @@ async def test_generation_with_and_without_an_adapter(generator: HFGenerator, re
 async def test_two_adapters_are_switched_per_request_group(
     generator: HFGenerator, ref: AdapterRef, smollm2_dir: Path, tmp_path: Path
 ) -> None:
-    other_dir = random_lora(smollm2_dir, tmp_path / "other", seed=1)
+    other_dir = random_lora_adapter(smollm2_dir, tmp_path / "other", seed=1, rank=4, alpha=8).path
     other = AdapterRef(
         version="a-test00000002", path=other_dir, sha256=adapter_sha256(other_dir), base_model=ref.base_model
     )
