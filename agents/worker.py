@@ -8,6 +8,7 @@ import os
 import faust
 
 from agents.app import create_app
+from agents.idle_pacing import pace_aiokafka_fetches
 from agents.ingest import IngestService
 from agents.topics import ensure_topics
 from odia_stream.clustering.factory import open_learner
@@ -17,6 +18,7 @@ from odia_stream.settings import OdiaSettings, get_settings
 def build_worker(settings: OdiaSettings, loglevel: str = "info") -> tuple[faust.Worker, IngestService]:
     """Create topics if missing, open the learner (loads the embedder) and build the worker."""
     ensure_topics(settings.kafka.bootstrap_servers, settings.topics.all())
+    pace_aiokafka_fetches(settings.kafka.idle_backoff_ms)
     _limit_torch_threads(settings.embedding.worker_threads or max(1, (os.cpu_count() or 1) - 1))
     learner = open_learner(settings)
     app = create_app(settings)

@@ -41,6 +41,7 @@ from confluent_kafka import (
 )
 from pydantic import ValidationError
 
+from agents.idle_pacing import IdlePacer
 from odia_stream.serving import OffsetTracker, ServingRuntime, SwapOutcome, error_response, parse_request
 from odia_stream.settings import OdiaSettings
 from schemas import ModelUpdate, ServeResponse
@@ -116,6 +117,8 @@ class ServingConsumer:
         self._producer = Producer(
             {"bootstrap.servers": k.bootstrap_servers, "enable.idempotence": True, "linger.ms": 2}
         )
+        self._requests_pacer = IdlePacer(self._requests, k.idle_backoff_ms)
+        self._updates_pacer = IdlePacer(self._updates, k.idle_backoff_ms)
         self._producer_done = threading.Event()
         self._requests_io = ThreadPoolExecutor(1, thread_name_prefix="serving-requests")
         self._updates_io = ThreadPoolExecutor(1, thread_name_prefix="serving-updates")
@@ -155,7 +158,7 @@ class ServingConsumer:
         }
 
     def _read_updates(self, timeout_s: float) -> list[Message]:
-        return [m for m in self._updates.consume(num_messages=100, timeout=timeout_s) if self._ok(m)]
+        return [m for m in self._updates_pacer.consume(100, timeout_s) if self._ok(m)]
 
     def _catch_up_updates(self, ends: dict[int, int], timeout_s: float = 60.0) -> list[Message]:
         """Every model update up to ``ends`` (the log as it was at start)."""
@@ -327,7 +330,7 @@ class ServingConsumer:
                 self.tracker.finished(key, msg.offset())
 
     def _consume(self, n: int) -> list[Message]:
-        return [m for m in self._requests.consume(num_messages=n, timeout=0.2) if self._ok(m)]
+        return [m for m in self._requests_pacer.consume(n, 0.2) if self._ok(m)]
 
     async def _serve_requests(self) -> None:
         loop = asyncio.get_running_loop()

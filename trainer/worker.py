@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 from pydantic import ValidationError
 
+from agents.idle_pacing import IdlePacer
 from agents.topics import ensure_topics
 from odia_stream.adapters.registry import open_registry
 from odia_stream.clustering.factory import open_learner_view
@@ -69,6 +70,7 @@ class TrainerWorker:
         )
         k = settings.kafka
         self.consumer: Consumer | None = None
+        self._pacer: IdlePacer | None = None
         self._consumer_config = {
             "bootstrap.servers": k.bootstrap_servers,
             "group.id": f"{settings.app_id}-trainer",
@@ -99,7 +101,8 @@ class TrainerWorker:
         deadline: float | None = None
         while not self._stop.is_set():
             timeout = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-            batch = self.consumer.consume(num_messages=100, timeout=timeout)
+            assert self._pacer is not None, "run() creates the consumer"
+            batch = self._pacer.consume(100, timeout)
             for m in batch:
                 if m.error() is None:
                     msgs.append(m)
@@ -140,6 +143,7 @@ class TrainerWorker:
     def run(self, max_rounds: int | None = None) -> TrainerCounters:
         """Consume until ``stop()`` (or ``max_rounds`` rounds); commits after each round's outcome is out."""
         self.consumer = Consumer(self._consumer_config)
+        self._pacer = IdlePacer(self.consumer, self.settings.kafka.idle_backoff_ms, self._stop)
         self.consumer.subscribe([self.settings.topics.retrain_triggers.name])
         try:
             while not self._stop.is_set() and (max_rounds is None or self.counters.rounds < max_rounds):
@@ -147,6 +151,7 @@ class TrainerWorker:
                 if not msgs:
                     continue
                 if triggers:
+                    self._pacer.pause()  # no fetching while a round runs (it takes minutes)
                     self.run_once(triggers)
                 remaining = self.producer.flush(30)
                 if remaining:
