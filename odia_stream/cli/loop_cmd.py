@@ -13,8 +13,8 @@ def demo(
     ),
     events: int = typer.Option(6000, help="Events to generate (synthetic) or read (datasets)."),
     held_out: int = typer.Option(150, help="Held-out requests sent to serving in phase 2."),
-    train_steps: int = typer.Option(48, help="LoRA steps of the trainer's round."),
-    train_minutes: float = typer.Option(12.0, help="Upper bound on training time."),
+    train_steps: int = typer.Option(32, help="LoRA steps of the trainer's round."),
+    train_minutes: float = typer.Option(10.0, help="Upper bound on training time."),
     rate: float = typer.Option(1.0, help="Requests per second in phase 2."),
     router_precision: float = typer.Option(
         0.95, help="The router's calibration target (the synthetic large model is inconsistent on ~3% of requests)."
