@@ -58,8 +58,8 @@ class DemoSizes:
     train_steps: int = 32
     train_learning_rate: float = 2e-3
     train_minutes: float = 10.0
-    #: Requests per second in phase 2: one at a time, so latencies are per request, not queueing
-    #: behind CPU generation (2-core CPU: ~1.5-2.5 s per small-model answer).
+    #: Requests per second in phase 2. Even at 1/s the transformers backend on 2 CPU cores could
+    #: not keep up (measured: small answers at p50 11.7 s, many over the budget below).
     request_rate: float = 1.0
     trigger_examples: int = 300
     timeout_s: float = 1500.0
@@ -74,7 +74,7 @@ class DemoSizes:
     #: the production default (0.99) would route nothing on this traffic.
     router_precision: float = 0.95
     #: Serving's budget for a small-model answer. On a 2-core CPU the transformers backend takes
-    #: 2-4 s per call, so the production default (1.5 s, a GPU figure) would escalate every one.
+    #: seconds per call, so the production default (1.5 s, a GPU figure) would escalate every one.
     small_latency_budget_ms: float = 20_000.0
 
 
