@@ -7,12 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from odia_stream.adapters.digest import adapter_sha256, version_of
-from odia_stream.bench.serve_bench import build_router_snapshot
 from odia_stream.generation.base_model import PACKAGED_SMOLLM2, resolve_base_model
 from odia_stream.generation.hf_generator import HFGenerator
-from odia_stream.settings import OdiaSettings, PromptSettings
-from tests.serving.support import RouterFixture, app_events, split_events, tiny_adapter, training_examples
+from odia_stream.settings import PromptSettings
+from tests.serving.support import (
+    RouterFixture,
+    app_events,
+    app_router,
+    split_events,
+    tiny_adapter,
+    training_examples,
+)
 
 
 @pytest.fixture(scope="session")
@@ -26,11 +31,7 @@ def serving_router(
     datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory, serving_adapter_dirs: tuple[Path, Path]
 ) -> RouterFixture:
     """The real router over 1,200 records of the bench's SNIPS app, paired with the first adapter."""
-    events = app_events(datasets_dir / "snips", 600)
-    learn, held = split_events(events, 0.3)
-    settings = OdiaSettings(state_dir=tmp_path_factory.mktemp("serving-router"))
-    version = build_router_snapshot(settings, learn, version_of(adapter_sha256(serving_adapter_dirs[0])))
-    return RouterFixture(settings, version, events, held)
+    return app_router(datasets_dir / "snips", tmp_path_factory.mktemp("serving-router"), serving_adapter_dirs[0])
 
 
 @pytest.fixture(scope="session")

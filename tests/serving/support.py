@@ -18,8 +18,15 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from odia_stream.adapters.digest import adapter_sha256, version_of
 from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
-from odia_stream.bench.serve_bench import app_events, split_events, train_adapter, training_examples
+from odia_stream.bench.serve_bench import (
+    app_events,
+    build_router_snapshot,
+    split_events,
+    train_adapter,
+    training_examples,
+)
 from odia_stream.generation.base_model import base_model_id
 from odia_stream.generation.protocol import SmallGenerator
 from odia_stream.large_model import ReplaySimulatedLargeModel
@@ -32,6 +39,7 @@ from serving.consumer import ServingConsumer
 
 __all__ = [
     "RouterFixture",
+    "app_router",
     "app_events",
     "collect_responses",
     "large_routed",
@@ -62,6 +70,16 @@ class RouterFixture:
         if self._loader is None:
             self._loader = router_loader_for(self.settings)
         return self._loader(version or self.version)
+
+
+def app_router(snips_dir: Path, state_dir: Path, adapter_dir: Path) -> RouterFixture:
+    """The real router over 1,200 records of the bench's SNIPS app (70/30 split by query group),
+    its snapshot paired with the adapter in ``adapter_dir``."""
+    events = app_events(snips_dir, 600)
+    learn, held = split_events(events, 0.3)
+    settings = OdiaSettings(state_dir=state_dir)
+    version = build_router_snapshot(settings, learn, version_of(adapter_sha256(adapter_dir)))
+    return RouterFixture(settings, version, events, held)
 
 
 def tiny_adapter(

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from odia_stream.adapters.digest import adapter_sha256, version_of
 from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
-from odia_stream.bench.serve_bench import build_router_snapshot
 from odia_stream.generation.base_model import PACKAGED_SMOLLM2, base_model_id, resolve_base_model
 from odia_stream.generation.hf_generator import HFGenerator
-from odia_stream.settings import OdiaSettings, PromptSettings
+from odia_stream.settings import PromptSettings
 from schemas import FCLogEvent
 from tests.serving.support import RouterFixture, app_events, split_events, tiny_adapter, training_examples
+from tests.serving.support import app_router as app_router_of
 
 
 @pytest.fixture(scope="session")
@@ -71,8 +70,4 @@ def app_router(
     datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory, adapter_dirs: tuple[Path, Path]
 ) -> RouterFixture:
     """The real router over 1,200 records of the app (learner + snapshot paired with the first adapter)."""
-    events = app_events(datasets_dir / "snips", 600)
-    learn, held = split_events(events, 0.3)
-    settings = OdiaSettings(state_dir=tmp_path_factory.mktemp("router-state"))
-    version = build_router_snapshot(settings, learn, version_of(adapter_sha256(adapter_dirs[0])))
-    return RouterFixture(settings, version, events, held)
+    return app_router_of(datasets_dir / "snips", tmp_path_factory.mktemp("router-state"), adapter_dirs[0])
