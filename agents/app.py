@@ -21,6 +21,7 @@ def create_app(settings: OdiaSettings) -> faust.App:
         settings.app_id,
         broker=broker_url(settings.kafka.bootstrap_servers),
         store="memory://",
+        datadir=str(settings.state_dir / "faust"),  # not ./<app_id>-data in the working directory
         value_serializer="raw",
         key_serializer="raw",
         topic_partitions=settings.topics.fc_logs.partitions,

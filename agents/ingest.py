@@ -23,7 +23,7 @@ import faust
 from odia_stream.clustering import OffsetAlignedBatcher, OnlineClusterLearner, SourcedItem
 from odia_stream.clustering.learner import BatchOutcome
 from odia_stream.settings import OdiaSettings
-from odia_stream.validation import InvalidEvent, parse_event
+from odia_stream.validation import EventParser, InvalidEvent
 from schemas import ClusterState, DeadLetter, FCLogEvent, RetrainTrigger
 
 log = logging.getLogger("odia.agents.ingest")
@@ -64,6 +64,8 @@ class IngestService:
         self.triggers = app.topic(t.retrain_triggers.name, partitions=t.retrain_triggers.partitions)
         self.batcher: OffsetAlignedBatcher[_Pending] = OffsetAlignedBatcher(settings.clustering.batch_size)
         self.counters = IngestCounters()
+        #: Validates each distinct offered-tool list once (they repeat on every event of an app).
+        self.parser = EventParser()
         self._lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="odia-learner")
         self._started = False
@@ -114,7 +116,7 @@ class IngestService:
             self.counters.received += 1
             parsed: FCLogEvent | None = None
             try:
-                parsed = parse_event(event.value)
+                parsed = self.parser.parse(event.value)
             except InvalidEvent as err:
                 if not self.learner.is_applied(msg.topic, msg.partition, msg.offset):
                     await self._dead_letter(msg, event.value, err)

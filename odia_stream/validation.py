@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
-from pydantic import ValidationError
+import msgspec
+from pydantic import TypeAdapter, ValidationError
 
-from schemas import FCLogEvent
+from schemas import FCLogEvent, ToolSpec
 from schemas.dead_letter import ReasonCode
 
 #: Larger values are rejected before parsing.
@@ -70,3 +73,59 @@ def parse_event(raw: bytes | None, max_bytes: int = MAX_EVENT_BYTES) -> FCLogEve
         if "unknown_function" in types:
             raise InvalidEvent("unknown_function", _summarise(exc), event_id) from exc
         raise InvalidEvent("schema", _summarise(exc), event_id) from exc
+
+
+_TOOLS = TypeAdapter(list[ToolSpec])
+_FIELDS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_VALUE = msgspec.json.Decoder()
+
+
+class EventParser:
+    """:func:`parse_event` with the offered tools validated once per distinct tool list.
+
+    Production logs repeat the same few tool lists (kilobytes of JSON Schema each) on every
+    event, so the parser keeps the validated tools keyed by their exact JSON bytes (an LRU of
+    ``max_tool_lists``) and validates only the rest of each event. The result is the same
+    event :func:`parse_event` returns; anything the fast path cannot take goes through
+    :func:`parse_event` itself, so rejections carry exactly its codes and reasons.
+    """
+
+    def __init__(self, max_bytes: int = MAX_EVENT_BYTES, max_tool_lists: int = 4096) -> None:
+        self.max_bytes = max_bytes
+        self.max_tool_lists = max_tool_lists
+        self._tools: OrderedDict[bytes, tuple[ToolSpec, ...]] = OrderedDict()
+        #: Events answered from the tools cache / sent through the full path.
+        self.fast = 0
+        self.full = 0
+
+    def parse(self, raw: bytes | None) -> FCLogEvent:
+        """Parse and validate one raw value (raises :class:`InvalidEvent`)."""
+        event = self._fast(raw) if raw is not None and len(raw) <= self.max_bytes else None
+        if event is not None:
+            self.fast += 1
+            return event
+        self.full += 1
+        return parse_event(raw, self.max_bytes)
+
+    def _fast(self, raw: bytes) -> FCLogEvent | None:
+        try:
+            raw.decode("utf-8")
+            fields = _FIELDS.decode(raw)
+            tools_raw = fields.pop("tools", None)
+            data: dict[str, Any] = {k: _VALUE.decode(v) for k, v in fields.items()}
+            if tools_raw is not None:
+                data["tools"] = self._tools_of(bytes(tools_raw))
+            return FCLogEvent.model_validate(data)
+        except (UnicodeDecodeError, msgspec.DecodeError, ValidationError, ValueError, TypeError):
+            return None
+
+    def _tools_of(self, raw: bytes) -> list[ToolSpec]:
+        tools = self._tools.get(raw)
+        if tools is None:
+            tools = tuple(_TOOLS.validate_json(raw))
+            self._tools[raw] = tools
+            if len(self._tools) > self.max_tool_lists:
+                self._tools.popitem(last=False)
+        else:
+            self._tools.move_to_end(raw)
+        return list(tools)

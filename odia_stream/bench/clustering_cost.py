@@ -8,7 +8,10 @@ batches are processed at each size.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +57,6 @@ def measure_clustering_cost(
 ) -> dict[str, Any]:
     """Milliseconds per event of ``process_batch`` at each store size (embeddings pre-cached)."""
     cached = embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
-    mode = base_settings.clustering.scope
-    scope = scope_key(events[0].app, events[0].tools, events[0].history, mode)
 
     def batches_of(batch_size: int) -> list[list[SourcedItem[FCLogEvent]]]:
         batcher: OffsetAlignedBatcher[FCLogEvent] = OffsetAlignedBatcher(batch_size)
@@ -64,6 +65,26 @@ def measure_clustering_cost(
             out += batcher.add(SourcedItem("bench", 0, i, ev))
         return out + batcher.flush()
 
+    # A fresh directory per run: a learner reopened on an earlier run's state would skip every
+    # batch as already applied and measure nothing.
+    work_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="cost-", dir=work_dir))
+    try:
+        return _measure(cached, events, base_settings, run_dir, sizes, batches_of)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _measure(
+    cached: CachedEmbedder,
+    events: list[FCLogEvent],
+    base_settings: OdiaSettings,
+    work_dir: Path,
+    sizes: tuple[int, ...],
+    batches_of: Callable[[int], list[list[SourcedItem[FCLogEvent]]]],
+) -> dict[str, Any]:
+    mode = base_settings.clustering.scope
+    scope = scope_key(events[0].app, events[0].tools, events[0].history, mode)
     # Warm the embedding cache with exactly what the learner embeds (templated queries, as the
     # dictionaries grow), by one pass through a throwaway learner.
     warm = open_learner(base_settings.model_copy(update={"state_dir": work_dir / "warm-up"}), embedder=cached)
@@ -84,13 +105,13 @@ def measure_clustering_cost(
             batches = batches_of(s.clustering.batch_size)
             misses = cached.misses
             t0 = time.perf_counter()
-            for b in batches:
-                learner.process_batch(b)
+            accepted = sum(learner.process_batch(b).accepted for b in batches)
             seconds = time.perf_counter() - t0
             rows.append(
                 {
                     "clusters_in_store": learner.index.count(),
                     "events": len(events),
+                    "events_applied": accepted,
                     "ms_per_event": 1000 * seconds / len(events),
                     "optimize_s": optimize_s,
                     "embedding_cache_misses": cached.misses - misses,
@@ -101,4 +122,4 @@ def measure_clustering_cost(
     base = rows[0]["ms_per_event"]
     for r in rows:
         r["ratio_to_smallest"] = r["ms_per_event"] / base if base else float("nan")
-    return {"rows": rows, "scope": scope, "embedder": embedder.model_id}
+    return {"rows": rows, "scope": scope, "embedder": cached.model_id}

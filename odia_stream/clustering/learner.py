@@ -310,6 +310,9 @@ class OnlineClusterLearner(LearnerViews):
 
         touched_clusters: dict[int, Cluster] = {}
         tools_json: dict[str, str] = {}
+        # Events of a batch often share their tool objects (the parser caches them): serialise
+        # each list once. Keyed by object ids, which are stable while the batch holds the events.
+        tools_key_of: dict[tuple[int, ...], str] = {}
         candidates: dict[int, list[StoredExample]] = defaultdict(list)
         cap = self.settings.max_examples_per_query
         for gid, evs in touched_groups.items():
@@ -329,9 +332,12 @@ class OnlineClusterLearner(LearnerViews):
             ranked = select_examples([_Candidate.of(ev) for ev in evs], cap)
             for cand in ranked:
                 ev = cand.event
-                tools_payload = json.dumps([t.model_dump() for t in ev.tools], sort_keys=True, ensure_ascii=False)
-                tkey = hashlib.sha1(tools_payload.encode()).hexdigest()
-                tools_json.setdefault(tkey, tools_payload)
+                ids = tuple(map(id, ev.tools))
+                tkey = tools_key_of.get(ids)
+                if tkey is None:
+                    payload = json.dumps([t.model_dump() for t in ev.tools], sort_keys=True, ensure_ascii=False)
+                    tkey = tools_key_of[ids] = hashlib.sha1(payload.encode()).hexdigest()
+                    tools_json.setdefault(tkey, payload)
                 candidates[gid].append(
                     StoredExample(
                         event_id=ev.event_id, group_id=gid, function=cand.function, timestamp=ev.timestamp,

@@ -58,10 +58,17 @@ def render_template(query: str, spans: Iterable[EntitySpan]) -> Template:
 
 
 class QueryTemplater:
-    """Turns queries into :class:`Template` s using an entity dictionary (or a ready matcher)."""
+    """Turns queries into :class:`Template` s using an entity dictionary (or a ready matcher).
 
-    def __init__(self, dictionary: EntityDictionary | EntityMatcher) -> None:
+    Results are memoised per query for the dictionary version they were computed under (up to
+    ``cache_size`` queries), so templating the same query again costs a lookup until the
+    dictionary changes.
+    """
+
+    def __init__(self, dictionary: EntityDictionary | EntityMatcher, cache_size: int = 50_000) -> None:
         self.matcher = dictionary if isinstance(dictionary, EntityMatcher) else EntityMatcher(dictionary)
+        self.cache_size = cache_size
+        self._cache: dict[str, tuple[int, Template]] = {}
 
     @property
     def dictionary(self) -> EntityDictionary:
@@ -70,7 +77,16 @@ class QueryTemplater:
 
     def template(self, query: str) -> Template:
         """Template one query."""
-        return render_template(query, self.matcher.match(query))
+        version = self.matcher.dictionary.version  # monotonic: any change invalidates
+        hit = self._cache.get(query)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        result = render_template(query, self.matcher.match(query))
+        if self.cache_size:
+            if len(self._cache) >= self.cache_size:
+                self._cache.clear()
+            self._cache[query] = (version, result)
+        return result
 
     def template_many(self, queries: Iterable[str]) -> list[Template]:
         """Template several queries."""

@@ -16,7 +16,10 @@ def test_clustering_cost_is_measured_per_store_size_with_a_warm_cache(
     settings = OdiaSettings(state_dir=tmp_path / "state")
     embedder = open_embedder(OdiaSettings(state_dir=model_cache.parent))
     result = measure_clustering_cost(embedder, snips_events[:300], settings, tmp_path / "work", sizes=(200, 2000))
+    again = measure_clustering_cost(embedder, snips_events[:300], settings, tmp_path / "work", sizes=(200,))
     rows = result["rows"]
+    # Every run applies every event, also a second one into the same work directory.
+    assert [r["events_applied"] for r in [*rows, *again["rows"]]] == [300, 300, 300]
     assert [r["clusters_in_store"] >= size for r, size in zip(rows, (200, 2000), strict=True)] == [True, True]
     assert all(r["events"] == 300 and r["ms_per_event"] > 0 for r in rows)
     # The figure is the clustering cost alone: every embedding came from the warmed cache.

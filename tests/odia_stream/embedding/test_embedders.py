@@ -106,3 +106,17 @@ def test_e5_folder_is_unpacked_once_and_reused(e5: E5SmallEmbedder, e5_cache: Pa
     again = E5SmallEmbedder(e5_cache)
     text = ["查一下北京明天的天气"]
     assert float(again.embed(text)[0] @ e5.embed(text)[0]) > 0.9999
+
+
+def test_e5_batches_by_length_within_the_token_budget(e5: E5SmallEmbedder) -> None:
+    long = "请帮我查一下明天从北京到上海的高铁票，最好是上午出发二等座靠窗的位置 " * 6
+    texts = ["play jazz", long, "帮我定闹钟", "navigate home", "book a table for two tonight", "下一首"]
+    groups = e5._length_groups(texts)
+    assert sorted(i for g in groups for i in g) == list(range(len(texts)))
+    assert [1] in groups  # the long text gets a forward pass of its own
+    tokenizer = e5._model.tokenizer
+    lengths = [len(tokenizer((e5.prompt or "") + t)["input_ids"]) for t in texts]
+    assert all(len(g) * max(lengths[i] for i in g) <= e5.token_budget or len(g) == 1 for g in groups)
+    batch = e5.embed(texts)
+    singles = np.vstack([e5.embed([t]) for t in texts])
+    assert np.min(np.sum(batch * singles, axis=1)) > 0.9999

@@ -158,3 +158,18 @@ def test_templater_without_entities_and_determinism(music: QueryTemplater) -> No
     q = "播放周杰伦的稻香和林俊杰的江南"
     assert music.template(q) == music.template(q) == QueryTemplater(music.dictionary).template(q)
     assert music.template(q).text == "播放<singer>的<song>和<singer>的<song>"
+
+
+def test_templater_memo_follows_dictionary_changes() -> None:
+    d = EntityDictionary()
+    d.add("singer", "周杰伦")
+    templater = QueryTemplater(d)
+    first = templater.template("播放周杰伦的稻香")
+    assert first.text == "播放<singer>的稻香"
+    assert templater.template("播放周杰伦的稻香") is first  # unchanged dictionary: memoised
+    d.add("song", "稻香")
+    assert templater.template("播放周杰伦的稻香").text == "播放<singer>的<song>"
+    d.remove("singer", "周杰伦")
+    assert templater.template("播放周杰伦的稻香").text == "播放周杰伦的<song>"
+    d.clear()
+    assert templater.template("播放周杰伦的稻香").text == "播放周杰伦的稻香"

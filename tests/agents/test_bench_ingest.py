@@ -1,0 +1,26 @@
+"""The ingest benchmark's reconstruction of what the worker had to embed."""
+
+from __future__ import annotations
+
+from agents.bench_ingest import worker_embed_calls
+from odia_stream.templates import EntityDictionary, QueryTemplater
+from schemas import FCLogEvent
+
+
+def _ev(i: int, app: str, query: str) -> FCLogEvent:
+    return FCLogEvent(event_id=f"{app}-{i}", app=app, query=query)
+
+
+def test_each_micro_batch_embeds_its_new_texts_once() -> None:
+    d = EntityDictionary()
+    d.add("artist", "Adele")
+    d.add("artist", "Sia")
+    templaters = {"a": QueryTemplater(d), "b": QueryTemplater(EntityDictionary())}
+    replay = [
+        _ev(0, "a", "play Adele"), _ev(1, "b", "hello"), _ev(2, "a", "play Adele"),  # a repeat
+        _ev(3, "a", "Play  Sia"),  # same template as "play adele": the worker's cache has it
+        _ev(4, "a", "stop"), _ev(5, "b", "hello there"), _ev(6, "a", "next"),
+    ]
+    calls = worker_embed_calls(templaters.__getitem__, replay, batch_size=2, mode="app")
+    # app a's windows of 2 events: [0, 2], [3, 4], [6]; app b's: [1, 5]
+    assert calls == [["play <artist>"], ["hello", "hello there"], ["stop"], ["next"]]
