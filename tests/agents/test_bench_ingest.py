@@ -1,8 +1,15 @@
-"""The ingest benchmark's reconstruction of what the worker had to embed."""
+"""The ingest benchmark's parts: what the worker had to embed, and the bare-Faust floor."""
 
 from __future__ import annotations
 
-from agents.bench_ingest import worker_embed_calls
+from collections.abc import Callable
+
+import pytest
+
+from agents.bench_ingest import faust_floor, worker_embed_calls
+from agents.replay_producer import ReplayProducer
+from agents.topics import ensure_topics
+from odia_stream.settings import OdiaSettings
 from odia_stream.templates import EntityDictionary, QueryTemplater
 from schemas import FCLogEvent
 
@@ -24,3 +31,15 @@ def test_each_micro_batch_embeds_its_new_texts_once() -> None:
     calls = worker_embed_calls(templaters.__getitem__, replay, batch_size=2, mode="app")
     # app a's windows of 2 events: [0, 2], [3, 4], [6]; app b's: [1, 5]
     assert calls == [["play <artist>"], ["hello", "hello there"], ["stop"], ["next"]]
+
+
+@pytest.mark.integration
+def test_the_faust_floor_reads_every_event_of_the_topic(make_settings: Callable[..., OdiaSettings]) -> None:
+    s = make_settings()
+    ensure_topics(s.kafka.bootstrap_servers, s.topics.all())
+    events = [_ev(i, "a", f"query {i}") for i in range(300)]
+    with ReplayProducer(s.kafka.bootstrap_servers, s.topics.fc_logs.name) as producer:
+        assert producer.publish(events).ok
+    floor = faust_floor(s, len(events), timeout_s=120)
+    assert floor["events"] == len(events)
+    assert floor["seconds"] > 0 and floor["events_per_s"] == pytest.approx(len(events) / floor["seconds"])
