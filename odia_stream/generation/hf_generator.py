@@ -121,6 +121,9 @@ class HFGenerator:
         if actual != ref.sha256:
             raise AdapterIntegrityError(f"adapter {ref.version}: {path} hashes to {actual}, expected {ref.sha256}")
         started = time.perf_counter()
+        # With another adapter loaded, transformers' load report lists that adapter's weights as
+        # "MISSING ... newly initialized": they are not in this checkpoint, but they are left as
+        # they were (checked parameter by parameter; the two-adapter test covers it).
         self._model.load_adapter(str(path), adapter_name=ref.version)
         self._loaded[ref.version] = ref.sha256
         try:
