@@ -257,7 +257,10 @@ def print_ingest_bench(r: dict[str, Any], console: Console) -> None:
         t.add_row(f"  purity, {app}", f"{value:.3f}")
     t.add_row("clusters (simple)", f"{r['clusters']} ({r['simple_clusters']})")
     console.print(t)
-    c = Table("clusters in store", "ms per event", "ratio to smallest", "optimize s", title="clustering cost vs store size")
+    c = Table("layout", "clusters in store", "ms per event", "ratio to smallest", "optimize s", title="clustering cost vs store size")
     for row in r["clustering_cost"]["rows"]:
-        c.add_row(str(row["clusters_in_store"]), f"{row['ms_per_event']:.2f}", f"{row['ratio_to_smallest']:.2f}", f"{row['optimize_s']:.1f}")
+        c.add_row(
+            row["layout"], str(row["clusters_in_store"]), f"{row['ms_per_event']:.2f}", f"{row['ratio_to_smallest']:.2f}",
+            f"{row['optimize_s']:.1f}",
+        )
     console.print(c)

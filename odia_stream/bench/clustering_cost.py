@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,15 @@ from odia_stream.store import ClusterPoint
 from schemas import FCLogEvent
 
 
-def seed_synthetic_clusters(learner: OnlineClusterLearner, n: int, scope: str, seed: int = 0, chunk: int = 5000) -> None:
-    """Add ``n`` random clusters of ``scope`` to the learner's memory and its vector store."""
+#: Scopes the synthetic clusters are spread over in the second layout.
+SPREAD_SCOPES = 1000
+
+
+def seed_synthetic_clusters(
+    learner: OnlineClusterLearner, n: int, scopes: Sequence[str], seed: int = 0, chunk: int = 5000
+) -> None:
+    """Add ``n`` random clusters, spread round-robin over ``scopes``, to the learner's memory and
+    its vector store."""
     rng = np.random.default_rng(seed)
     dim = learner.embedder.dim
     for start in tqdm(range(0, n, chunk), desc=f"seeding {n} clusters", unit="chunk", leave=False):
@@ -40,6 +47,7 @@ def seed_synthetic_clusters(learner: OnlineClusterLearner, n: int, scope: str, s
         points = []
         for i in range(size):
             cid = stable_id("synthetic", str(start + i))
+            scope = scopes[(start + i) % len(scopes)]
             learner.clusters[cid] = Cluster(cid, scope, "bench", vecs[i] * 10, weight=10, size=10, version=1)
             points.append(
                 ClusterPoint(cid, vecs[i], {"scope": scope, "app": "bench", "label": "undecided", "dominant_function": "", "size": 10, "version": 1})
@@ -93,12 +101,19 @@ def _measure(
             warm.process_batch(b)
     finally:
         warm.close()
+    layouts = {
+        # Worst case: every cluster in the measured events' own scope (an exact scan per search).
+        "own scope": [scope],
+        # Closer to production, where a scope is an app x tool set x context: the same number of
+        # clusters over SPREAD_SCOPES scopes, the events' own among them.
+        f"{SPREAD_SCOPES} scopes": [scope, *(f"synthetic-scope-{k}" for k in range(1, SPREAD_SCOPES))],
+    }
     rows = []
-    for n in sizes:
-        s = base_settings.model_copy(update={"state_dir": work_dir / f"clusters-{n}"})
+    for (layout, scopes), n in ((item, n) for item in layouts.items() for n in sizes):
+        s = base_settings.model_copy(update={"state_dir": work_dir / f"clusters-{n}-{len(scopes)}"})
         learner = open_learner(s, embedder=cached)
         try:
-            seed_synthetic_clusters(learner, n, scope)
+            seed_synthetic_clusters(learner, n, scopes)
             t_opt = time.perf_counter()
             learner.index.optimize()
             optimize_s = time.perf_counter() - t_opt
@@ -109,6 +124,7 @@ def _measure(
             seconds = time.perf_counter() - t0
             rows.append(
                 {
+                    "layout": layout,
                     "clusters_in_store": learner.index.count(),
                     "events": len(events),
                     "events_applied": accepted,
@@ -119,7 +135,9 @@ def _measure(
             )
         finally:
             learner.close()
-    base = rows[0]["ms_per_event"]
-    for r in rows:
-        r["ratio_to_smallest"] = r["ms_per_event"] / base if base else float("nan")
+    for layout in layouts:
+        mine = [r for r in rows if r["layout"] == layout]
+        base = mine[0]["ms_per_event"]
+        for r in mine:
+            r["ratio_to_smallest"] = r["ms_per_event"] / base if base else float("nan")
     return {"rows": rows, "scope": scope, "embedder": cached.model_id}
