@@ -22,6 +22,7 @@ from rich.table import Table
 from agents.replay_producer import ReplayProducer
 from agents.runner import WorkerProcess, wait_caught_up
 from agents.topics import delete_topics, ensure_topics
+from agents.worker import set_torch_threads
 from odia_stream.bench.clustering_cost import measure_clustering_cost
 from odia_stream.cluster_quality import cluster_purity
 from odia_stream.clustering.factory import open_embedder, open_learner
@@ -81,18 +82,6 @@ def embedding_seconds(embedder: Embedder, calls: list[list[str]]) -> float:
     for texts in calls:
         embedder.embed(texts)
     return time.perf_counter() - t0
-
-
-def _torch_threads(n: int | None) -> int | None:
-    """Set torch's thread count (if torch is loaded) and return the previous one."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    return before
 
 
 def faust_floor(settings: OdiaSettings, events: int, timeout_s: float = 300) -> dict[str, float]:
@@ -191,13 +180,12 @@ def _measure(
 
     texts = [t for call in calls for t in call]
     bare = build_embedder(settings.embedding.model, settings.cache_dir)
-    all_threads = _torch_threads(None)
     with console.status(f"embedder alone: {len(texts)} texts in the worker's {len(calls)} calls"):
-        _torch_threads(settings.embedding.worker_threads or max(1, (os.cpu_count() or 1) - 1))
+        all_threads = set_torch_threads(settings.embedding.threads_in_worker())
         try:
             as_worker_s = embedding_seconds(bare, calls)
         finally:
-            _torch_threads(all_threads)
+            set_torch_threads(all_threads)
     bs = settings.clustering.batch_size
     with console.status("embedder alone: large batches, all cores"):
         large_s = embedding_seconds(bare, [texts[i : i + bs] for i in range(0, len(texts), bs)])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -36,7 +35,7 @@ def main(argv: list[str]) -> None:
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
         web_enabled=False,
-        datadir=tempfile.mkdtemp(prefix="odia-faust-floor-"),
+        datadir=str(out.parent / app_id),
     )
     source = app.topic(topic, allow_empty=True)
     seen = {"n": 0, "t0": 0.0}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import faust
 
@@ -19,7 +18,8 @@ def build_worker(settings: OdiaSettings, loglevel: str = "info") -> tuple[faust.
     """Create topics if missing, open the learner (loads the embedder) and build the worker."""
     ensure_topics(settings.kafka.bootstrap_servers, settings.topics.all())
     pace_aiokafka_fetches(settings.kafka.idle_backoff_ms)
-    _limit_torch_threads(settings.embedding.worker_threads or max(1, (os.cpu_count() or 1) - 1))
+    # Leave the event loop a core: torch's OpenMP workers otherwise spin against it.
+    set_torch_threads(settings.embedding.threads_in_worker())
     learner = open_learner(settings)
     app = create_app(settings)
     service = IngestService(app, settings, learner)
@@ -27,13 +27,17 @@ def build_worker(settings: OdiaSettings, loglevel: str = "info") -> tuple[faust.
     return worker, service
 
 
-def _limit_torch_threads(threads: int) -> None:
-    """Leave the event loop a core: torch's OpenMP workers otherwise spin against it."""
+def set_torch_threads(threads: int | None) -> int | None:
+    """Set torch's intra-op thread count (when given) and return the previous one; ``None`` when
+    torch is not installed (USE is numpy)."""
     try:
         import torch
-    except ImportError:  # embedders without torch (USE is numpy)
-        return
-    torch.set_num_threads(threads)
+    except ImportError:
+        return None
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return before
 
 
 def run(settings: OdiaSettings | None = None, loglevel: str = "info") -> None:

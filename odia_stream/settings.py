@@ -7,6 +7,7 @@ directory is read too.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -97,6 +98,10 @@ class EmbeddingSettings(BaseModel):
     #: torch threads for embedding in the ingest worker; ``None``: one core fewer than the
     #: machine has (the event loop reads and validates the next batch on the remaining one).
     worker_threads: int | None = Field(default=None, ge=1)
+
+    def threads_in_worker(self) -> int:
+        """``worker_threads``, or one core fewer than the machine has (at least one)."""
+        return self.worker_threads or max(1, (os.cpu_count() or 1) - 1)
 
 
 class ClusteringSettings(BaseModel):

@@ -119,7 +119,7 @@ class EventParser:
         except (UnicodeDecodeError, msgspec.DecodeError, ValidationError, ValueError, TypeError):
             return None
 
-    def _tools_of(self, raw: bytes) -> list[ToolSpec]:
+    def _tools_of(self, raw: bytes) -> tuple[ToolSpec, ...]:
         tools = self._tools.get(raw)
         if tools is None:
             tools = tuple(_TOOLS.validate_json(raw))
@@ -128,4 +128,4 @@ class EventParser:
                 self._tools.popitem(last=False)
         else:
             self._tools.move_to_end(raw)
-        return list(tools)
+        return tools

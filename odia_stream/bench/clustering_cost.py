@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,22 +65,23 @@ def measure_clustering_cost(
 ) -> dict[str, Any]:
     """Milliseconds per event of ``process_batch`` at each store size (embeddings pre-cached)."""
     cached = embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
-
-    def batches_of(batch_size: int) -> list[list[SourcedItem[FCLogEvent]]]:
-        batcher: OffsetAlignedBatcher[FCLogEvent] = OffsetAlignedBatcher(batch_size)
-        out = []
-        for i, ev in enumerate(events):
-            out += batcher.add(SourcedItem("bench", 0, i, ev))
-        return out + batcher.flush()
-
     # A fresh directory per run: a learner reopened on an earlier run's state would skip every
     # batch as already applied and measure nothing.
     work_dir.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="cost-", dir=work_dir))
     try:
-        return _measure(cached, events, base_settings, run_dir, sizes, batches_of)
+        return _measure(cached, events, base_settings, run_dir, sizes)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _batches(events: list[FCLogEvent], batch_size: int) -> list[list[SourcedItem[FCLogEvent]]]:
+    """``events`` as one partition's offset-aligned micro-batches."""
+    batcher: OffsetAlignedBatcher[FCLogEvent] = OffsetAlignedBatcher(batch_size)
+    out: list[list[SourcedItem[FCLogEvent]]] = []
+    for i, ev in enumerate(events):
+        out += batcher.add(SourcedItem("bench", 0, i, ev))
+    return out + batcher.flush()
 
 
 def _measure(
@@ -89,7 +90,6 @@ def _measure(
     base_settings: OdiaSettings,
     work_dir: Path,
     sizes: tuple[int, ...],
-    batches_of: Callable[[int], list[list[SourcedItem[FCLogEvent]]]],
 ) -> dict[str, Any]:
     mode = base_settings.clustering.scope
     scope = scope_key(events[0].app, events[0].tools, events[0].history, mode)
@@ -97,7 +97,7 @@ def _measure(
     # dictionaries grow), by one pass through a throwaway learner.
     warm = open_learner(base_settings.model_copy(update={"state_dir": work_dir / "warm-up"}), embedder=cached)
     try:
-        for b in batches_of(base_settings.clustering.batch_size):
+        for b in _batches(events, base_settings.clustering.batch_size):
             warm.process_batch(b)
     finally:
         warm.close()
@@ -117,7 +117,7 @@ def _measure(
             t_opt = time.perf_counter()
             learner.index.optimize()
             optimize_s = time.perf_counter() - t_opt
-            batches = batches_of(s.clustering.batch_size)
+            batches = _batches(events, s.clustering.batch_size)
             misses = cached.misses
             t0 = time.perf_counter()
             accepted = sum(learner.process_batch(b).accepted for b in batches)
