@@ -90,7 +90,8 @@ class ServingConsumer:
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        #: Set once the latest model update was applied and the request consumer is subscribed.
+        #: Set once the latest model update was applied and the request consumer got its first
+        #: partition assignment (so a request published from then on is read without a group join).
         self.ready = threading.Event()
         k = settings.kafka
         instance = k.group_instance_id or f"{settings.app_id}-{socket.gethostname()}"
@@ -225,6 +226,10 @@ class ServingConsumer:
         if err.code() != KafkaError._PARTITION_EOF:
             log.warning("consumer error: %s", err)
         return False
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("partitions assigned: %s", [(p.topic, p.partition) for p in partitions])
+        self.ready.set()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(p.topic, p.partition) for p in partitions]
@@ -374,9 +379,10 @@ class ServingConsumer:
             ends = await loop.run_in_executor(self._updates_io, self._assign_updates)
             backlog = await loop.run_in_executor(self._updates_io, self._catch_up_updates, ends)
             await self._apply(self._latest_update(backlog))
-            self._requests.subscribe([self.settings.topics.requests.name], on_revoke=self._on_revoke)
+            self._requests.subscribe(
+                [self.settings.topics.requests.name], on_assign=self._on_assign, on_revoke=self._on_revoke
+            )
             followers = loop.create_task(self._follow_updates(), name="model-updates")
-            self.ready.set()
             log.info(
                 "serving %s (generator %s, router %s)",
                 self.settings.topics.requests.name,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from odia_stream.adapters.digest import adapter_sha256, version_of
 from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
@@ -138,6 +139,7 @@ async def serving_context(
         assert not task.done(), task.exception()
         assert time.monotonic() < deadline, "serving did not start"
         await asyncio.sleep(0.1)
+    assert requests_assigned(settings, consumer.group_id), "ready before the request consumer was assigned"
     try:
         yield consumer, runtime
     finally:
@@ -146,6 +148,17 @@ async def serving_context(
         await runtime.aclose(close_generator=False)
         for version in generator.loaded_versions():
             await generator.unload_adapter(version)
+
+
+def requests_assigned(settings: OdiaSettings, group_id: str) -> bool:
+    """Whether a member of ``group_id`` holds partitions of the request topic (per the broker)."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    group = admin.describe_consumer_groups([group_id])[group_id].result(timeout=10)
+    return any(
+        tp.topic == settings.topics.requests.name
+        for member in group.members
+        for tp in (member.assignment.topic_partitions if member.assignment else [])
+    )
 
 
 def collect_responses(
@@ -216,7 +229,7 @@ def steady_pool(router: RouterFixture, *, small_every: int) -> list[FCLogEvent]:
 
 async def steady_stream(
     settings: OdiaSettings,
-    runtime: ServingRuntime,
+    consumer: ServingConsumer,
     pool: Sequence[FCLogEvent],
     *,
     swap: ModelUpdate,
@@ -225,8 +238,11 @@ async def steady_stream(
     limit: int,
     swap_after: int = 4,
 ) -> list[ServeRequest]:
-    """Send one request every ``interval_s``; publish ``swap`` after ``swap_after`` requests and go on
-    until ``after_switch`` requests were sent after serving switched to it (at most ``limit``)."""
+    """Send one request every ``interval_s``; publish ``swap`` once the consumer has read the first
+    ``swap_after`` requests (so some are served by the version before it, however slow the machine)
+    and go on until ``after_switch`` requests were sent after serving switched to it (at most
+    ``limit``)."""
+    runtime = consumer.runtime
     producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "linger.ms": 1})
     sent: list[ServeRequest] = []
     since_switch = 0
@@ -237,6 +253,10 @@ async def steady_stream(
         producer.flush(10)
         sent.append(r)
         if len(sent) == swap_after:
+            deadline = time.monotonic() + 120
+            while consumer.counters.consumed < swap_after:
+                assert time.monotonic() < deadline, "the consumer did not read the requests before the swap"
+                await asyncio.sleep(0.05)
             publish_update(settings, swap)
         if runtime.versions.current.generator_version == swap.version:
             since_switch += 1

@@ -106,7 +106,7 @@ async def test_hot_swap_under_a_steady_stream_loses_no_request_on_vllm(
     async with serving_context(s, vllm_generator, vllm_router) as (consumer, runtime):
         stream = await steady_stream(
             s,
-            runtime,
+            consumer,
             pool,
             swap=_update(a2, vllm_router.version, previous=a1.version),
             interval_s=0.5,
