@@ -26,7 +26,7 @@ from odia_stream.clustering.merge import WeightedCentroidMerger, weighted_repres
 from odia_stream.clustering.pruning import argument_completeness, near_duplicates, select_examples
 from odia_stream.clustering.records import Cluster, QueryGroup, StoredExample
 from odia_stream.clustering.state_db import LearnerStateDB
-from odia_stream.clustering.views import LearnerSummary, LearnerViews, TemplateCluster, cluster_key
+from odia_stream.clustering.views import LearnerViews, cluster_key
 from odia_stream.context import scope_key
 from odia_stream.embedding import Embedder
 from odia_stream.labels import NO_CALL, WilsonLabeler

@@ -81,6 +81,14 @@ def _require_vllm() -> None:
         )
 
 
+def _engine_classes() -> tuple[Any, Any]:
+    """vLLM's ``AsyncEngineArgs`` and ``AsyncLLM`` (importing them loads most of vLLM)."""
+    from vllm import AsyncEngineArgs
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    return AsyncEngineArgs, AsyncLLM
+
+
 def engine_kwargs(settings: VllmSettings, model_dir: Path) -> dict[str, Any]:
     """Keyword arguments of vLLM's ``AsyncEngineArgs`` for ``settings`` (LoRA on, compact JSON)."""
     return {
@@ -184,14 +192,15 @@ class VllmGenerator:
         Blocks the event loop while vLLM starts (30-80 s on 2 CPU cores): call it before serving.
         """
         _require_vllm()
-        from vllm import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
-
+        # Imported on a worker thread: vLLM keeps a traceback from its first import, whose frames
+        # would otherwise chain back to this one and keep the engine alive after ``aclose`` (its
+        # ``__del__`` then fails at interpreter exit). It also keeps the event loop free meanwhile.
+        engine_args, async_llm = await asyncio.to_thread(_engine_classes)
         folder = (
             Path(model_dir) if model_dir is not None else await asyncio.to_thread(ensure_base_model, settings)
         )
         started = time.perf_counter()
-        engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_kwargs(settings.vllm, folder)))
+        engine = async_llm.from_engine_args(engine_args(**engine_kwargs(settings.vllm, folder)))
         log.info("vLLM engine on %s ready in %.1f s", folder, time.perf_counter() - started)
         return cls(
             engine,

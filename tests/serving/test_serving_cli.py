@@ -19,8 +19,6 @@ def test_serve_and_bench_serve_commands_exist() -> None:
 
 
 def test_a_bad_backend_is_refused_before_anything_starts() -> None:
-    import pytest
-
     from odia_stream.serving import resolve_backend
 
     with pytest.raises(ValueError, match="unknown serving backend"):

@@ -6,7 +6,6 @@ the version that produced it."""
 from __future__ import annotations
 
 import asyncio
-import os
 import json
 import time
 import urllib.request
@@ -159,7 +158,15 @@ async def test_hot_swap_under_a_steady_stream_loses_no_request(
     publish_update(s, u1)
     pool = steady_pool(serving_router, small_every=4)
     async with serving_context(s, CoalescingGenerator(serving_hf, 8), serving_router) as (consumer, runtime):
-        stream = await steady_stream(s, consumer, pool, swap=u2, interval_s=0.5, after_switch=4, limit=int(os.environ.get("ODIA_TEST_SWAP_LIMIT", "400")))
+        stream = await steady_stream(
+            s,
+            consumer,
+            pool,
+            swap=u2,
+            interval_s=0.5,
+            after_switch=4,
+            limit=400,
+        )
         got = await asyncio.to_thread(
             collect_responses, s, [s.topics.responses.name], {r.request_id for r in stream}, 600
         )

@@ -121,7 +121,7 @@ def test_training_is_deterministic_for_a_seed(smollm2_dir: Path, examples: list[
     second = train_lora(smollm2_dir, examples[:4], settings, tmp_path / "two", progress=False)
     assert first.losses == second.losses
     assert adapter_sha256(tmp_path / "one") == adapter_sha256(tmp_path / "two")
-    other = train_lora(
+    train_lora(
         smollm2_dir, examples[:4], settings.model_copy(update={"seed": 4}), tmp_path / "three", progress=False
     )
     assert adapter_sha256(tmp_path / "three") != adapter_sha256(tmp_path / "one")
