@@ -334,7 +334,8 @@ class ServingSettings(BaseModel):
     warmup_requests: int = Field(default=3, ge=0)
     #: Seconds between offset commits of the request consumer.
     commit_interval_s: float = Field(default=1.0, gt=0)
-    #: Seconds to let in-flight requests finish on shutdown; also how often a slow adapter drain is logged.
+    #: Seconds to let in-flight requests finish on shutdown and before revoked partitions are given
+    #: up in a rebalance; also how often a slow adapter drain is logged.
     drain_timeout_s: float = Field(default=30.0, gt=0)
 
 

@@ -7,7 +7,11 @@ following the model-updates topic with :class:`~odia_stream.serving.HotSwapper`.
   exactly one response, keyed by request id, on the request's ``reply_topic`` or the responses topic;
   a message that cannot be read gets an error response (see :mod:`odia_stream.serving.requests`).
   Offsets are committed only up to the lowest unanswered offset of each partition, so a crash
-  re-answers what was open instead of losing it.
+  re-answers what was open instead of losing it. In a rebalance, the open requests of revoked
+  partitions finish (up to ``serving.drain_timeout_s``) and are committed before the partitions are
+  given up, so their next owner does not answer them again. A partition that comes back resumes at
+  the later of the group's committed offset and what this replica answered (a broker may refuse
+  the commit once the rebalance began; the local one does).
 * Model updates: a second consumer, in no group, is assigned every partition of the model-updates
   topic from the beginning (every replica must see every update). On start it reads to the end and
   applies the latest update of this generator before the first request is taken; afterwards each
@@ -61,6 +65,10 @@ class ConsumerCounters:
     redirected: int = 0
     delivery_retries: int = 0
     commits: int = 0
+    #: Rebalances that took partitions from this replica, and the requests open on them then
+    #: (each was let finish before the partitions were given up, up to ``serving.drain_timeout_s``).
+    revocations: int = 0
+    open_at_revocation: int = 0
     updates_seen: int = 0
     updates_invalid: int = 0
     swaps: list[SwapOutcome] = field(default_factory=list)
@@ -228,19 +236,72 @@ class ServingConsumer:
         return False
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Start each partition this replica answered before at the later of the group's committed
+        offset and what it answered itself (its last commit may have been refused in the rebalance)."""
+        with self._tracker_lock:
+            local = {
+                (p.topic, p.partition): o
+                for p in partitions
+                if (o := self.tracker.resume_offset((p.topic, p.partition))) is not None
+            }
+        if local:
+            try:
+                committed = consumer.committed([TopicPartition(t, p) for t, p in local], timeout=15)
+            except KafkaException as exc:
+                log.warning("could not read committed offsets (%s); reading from the group's offsets", exc)
+            else:
+                starts = {
+                    (c.topic, c.partition): local[(c.topic, c.partition)]
+                    for c in committed
+                    if c.offset < local[(c.topic, c.partition)]  # none committed (< 0) or behind
+                }
+                for p in partitions:
+                    if (p.topic, p.partition) in starts:
+                        p.offset = starts[(p.topic, p.partition)]
+                if starts:
+                    with self._tracker_lock:
+                        for key, offset in starts.items():
+                            self.tracker.resumed(key, offset)
+                    log.info("resuming after answered requests: %s", starts)
+                    consumer.assign(partitions)  # else the client assigns them as they came
         log.info("partitions assigned: %s", [(p.topic, p.partition) for p in partitions])
         self.ready.set()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Before giving partitions up, let their open requests finish (at most
+        ``serving.drain_timeout_s``) and commit past them, so whoever takes the partitions next
+        (this replica included) does not answer them again. Runs on the request-consumer thread
+        inside ``consume``; the open requests go on on the event loop meanwhile."""
         keys = [(p.topic, p.partition) for p in partitions]
+        # At shutdown the open requests already had their drain time (and were cancelled after it).
+        stopping = self._stop is not None and self._stop.is_set()
+        deadline = time.monotonic() + (0.0 if stopping else self.settings.serving.drain_timeout_s)
+        with self._tracker_lock:
+            self.counters.revocations += 1
+            self.counters.open_at_revocation += self.tracker.pending(keys)
+        while True:
+            with self._tracker_lock:
+                still_open = self.tracker.pending(keys)
+            if not still_open or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        if still_open and not stopping:
+            log.warning(
+                "%d request(s) still open on revoked partitions after %.0f s; "
+                "the partitions' next owner answers them again",
+                still_open,
+                self.settings.serving.drain_timeout_s,
+            )
         with self._tracker_lock:
             offsets = {k: o for k, o in self.tracker.to_commit().items() if k in keys}
             self.tracker.forget(keys)
         if offsets:
-            with contextlib.suppress(KafkaException):
+            try:
                 consumer.commit(
                     offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
                 )
+            except KafkaException as exc:
+                log.warning("commit of revoked partitions failed (another owner may repeat answers): %s", exc)
         log.info("partitions revoked: %s", keys)
 
     def _commit(self) -> None:
@@ -316,7 +377,7 @@ class ServingConsumer:
             err = await self._deliver(topic, response)
         return True
 
-    async def _handle(self, msg: Message) -> None:
+    async def _handle(self, msg: Message, assignment: int) -> None:
         key: Hashable = (msg.topic(), msg.partition())
         incoming = parse_request(msg.value(), msg.key(), msg.topic(), msg.partition(), msg.offset())
         if incoming.request is None:
@@ -332,7 +393,7 @@ class ServingConsumer:
         if delivered:
             self.counters.answered += 1
             with self._tracker_lock:
-                self.tracker.finished(key, msg.offset())
+                self.tracker.finished(key, msg.offset(), assignment)
 
     def _consume(self, n: int) -> list[Message]:
         return [m for m in self._requests_pacer.consume(n, 0.2) if self._ok(m)]
@@ -350,9 +411,9 @@ class ServingConsumer:
                 for msg in await loop.run_in_executor(self._requests_io, self._consume, min(free, 100)):
                     self.counters.consumed += 1
                     with self._tracker_lock:
-                        self.tracker.started((msg.topic(), msg.partition()), msg.offset())
+                        assignment = self.tracker.started((msg.topic(), msg.partition()), msg.offset())
                     task = loop.create_task(
-                        self._handle(msg), name=f"request-{msg.partition()}-{msg.offset()}"
+                        self._handle(msg, assignment), name=f"request-{msg.partition()}-{msg.offset()}"
                     )
                     self._tasks.add(task)
                     task.add_done_callback(self._task_done)

@@ -4,6 +4,13 @@ Requests are answered concurrently, so a later offset can finish before an earli
 partition's committable offset is its lowest unfinished offset (everything below it is answered),
 or one past the highest finished offset when nothing is pending. Committing only that means a
 crash re-answers the unfinished requests instead of losing them.
+
+A revoked partition is forgotten; taking it back later starts a new *assignment* of it, and a
+request that finishes after its partition was forgotten (it started in an earlier assignment) is
+ignored rather than mistaken for the same offset read again. What was answered is remembered
+(:meth:`OffsetTracker.resume_offset`): if the final commit of a revoked partition failed (a broker
+may refuse commits once a rebalance began) and the partition comes back, reading resumes there
+instead of at the stale committed offset.
 """
 
 from __future__ import annotations
@@ -20,16 +27,25 @@ class OffsetTracker:
         self._pending: dict[Hashable, set[int]] = {}
         self._next: dict[Hashable, int] = {}
         self._committed: dict[Hashable, int] = {}
+        #: How often each partition was forgotten: the number of its current assignment.
+        self._assignment: dict[Hashable, int] = {}
+        #: Per forgotten partition, its committable offset when it was forgotten.
+        self._resume: dict[Hashable, int] = {}
 
-    def started(self, partition: Hashable, offset: int) -> None:
-        """An offset was taken up (offsets of a partition arrive in increasing order)."""
+    def started(self, partition: Hashable, offset: int) -> int:
+        """An offset was taken up (offsets of a partition arrive in increasing order); returns the
+        partition's assignment number, to pass to :meth:`finished`."""
         if offset < 0:
             raise ValueError(f"offset must be >= 0, got {offset}")
         self._pending.setdefault(partition, set()).add(offset)
         self._next[partition] = max(self._next.get(partition, 0), offset + 1)
+        return self._assignment.get(partition, 0)
 
-    def finished(self, partition: Hashable, offset: int) -> bool:
-        """An offset's response is delivered; ``False`` when its partition was forgotten meanwhile."""
+    def finished(self, partition: Hashable, offset: int, assignment: int | None = None) -> bool:
+        """An offset's response is delivered; ``False`` when its partition was forgotten meanwhile
+        (``assignment``, from :meth:`started`, is older than the partition's current one)."""
+        if assignment is not None and assignment != self._assignment.get(partition, 0):
+            return False
         pending = self._pending.get(partition)
         if pending is None:
             return False
@@ -38,9 +54,11 @@ class OffsetTracker:
         pending.discard(offset)
         return True
 
-    def pending(self) -> int:
-        """Offsets started and not finished, over all partitions."""
-        return sum(len(p) for p in self._pending.values())
+    def pending(self, partitions: Iterable[Hashable] | None = None) -> int:
+        """Offsets started and not finished, over ``partitions`` (default: all)."""
+        if partitions is None:
+            return sum(len(p) for p in self._pending.values())
+        return sum(len(self._pending.get(p, ())) for p in set(partitions))
 
     def committable(self) -> dict[Hashable, int]:
         """Per partition, the offset to commit (the next offset to read after a restart)."""
@@ -59,8 +77,24 @@ class OffsetTracker:
         self._committed.update(offsets)
 
     def forget(self, partitions: Iterable[Hashable]) -> None:
-        """Drop partitions (revoked in a rebalance)."""
+        """Drop partitions (revoked in a rebalance); their open offsets will not finish here."""
+        committable = self.committable()
         for p in partitions:
+            if p in committable:
+                self._resume[p] = committable[p]
+            self._assignment[p] = self._assignment.get(p, 0) + 1
             self._pending.pop(p, None)
             self._next.pop(p, None)
             self._committed.pop(p, None)
+
+    def resume_offset(self, partition: Hashable) -> int | None:
+        """Where reading a forgotten ``partition`` again should start at the earliest: everything
+        below it was answered here (``None`` when it was never forgotten with progress)."""
+        return self._resume.get(partition)
+
+    def resumed(self, partition: Hashable, offset: int) -> None:
+        """Reading ``partition`` starts again at ``offset``: it is committable (and committed next)."""
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset}")
+        self._next[partition] = max(self._next.get(partition, 0), offset)
+        self._resume.pop(partition, None)

@@ -124,10 +124,15 @@ def request_of(ev: FCLogEvent, tag: str, **changes: object) -> ServeRequest:
 
 @asynccontextmanager
 async def serving_context(
-    settings: OdiaSettings, generator: SmallGenerator, router: RouterFixture
+    settings: OdiaSettings,
+    generator: SmallGenerator,
+    router: RouterFixture,
+    *,
+    large_median_ms: float = 20,
+    large_p90_ms: float = 40,
 ) -> AsyncIterator[tuple[ServingConsumer, ServingRuntime]]:
     large = ReplaySimulatedLargeModel(
-        router.events, dataset_name="snips-app", median_ms=20, p90_ms=40, seed=1
+        router.events, dataset_name="snips-app", median_ms=large_median_ms, p90_ms=large_p90_ms, seed=1
     )
     runtime = build_runtime(
         settings, generator=generator, large_model=large, router_loader=lambda version: router.load(version)

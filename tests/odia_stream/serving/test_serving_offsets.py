@@ -58,6 +58,20 @@ def test_forgotten_partitions_ignore_late_finishes() -> None:
     assert t.committable() == {}
 
 
+def test_a_finish_from_an_earlier_assignment_is_not_taken_for_the_offset_read_again() -> None:
+    t = OffsetTracker()
+    first = t.started(2, 4)
+    t.started(3, 0)
+    assert t.pending([2]) == 1 and t.pending([2, 3]) == 2 and t.pending() == 2
+    t.forget([2])  # revoked while offset 4 was open, then assigned again: 4 is read again
+    again = t.started(2, 4)
+    assert again != first
+    assert t.finished(2, 4, first) is False  # the late answer of the first read
+    assert t.committable()[2] == 4 and t.pending([2]) == 1
+    assert t.finished(2, 4, again) is True
+    assert t.committable()[2] == 5 and t.pending([2]) == 0
+
+
 @given(st.lists(st.integers(min_value=0, max_value=200), min_size=1, max_size=60, unique=True), st.randoms())
 def test_committable_never_passes_an_open_offset(offsets: list[int], rnd: random.Random) -> None:
     offsets.sort()
@@ -74,3 +88,24 @@ def test_committable_never_passes_an_open_offset(offsets: list[int], rnd: random
         assert all(x in done for x in offsets if x < commit)
         open_ = [x for x in offsets if x not in done]
         assert commit == (min(open_) if open_ else offsets[-1] + 1)
+
+
+def test_a_forgotten_partition_remembers_where_its_answers_end() -> None:
+    t = OffsetTracker()
+    assert t.resume_offset(0) is None
+    for o in range(3):
+        t.started(0, o)
+    t.finished(0, 0)
+    t.finished(0, 2)
+    t.forget([0])  # offset 1 still open: resuming must read it again
+    assert t.resume_offset(0) == 1
+    t.forget([0])  # revoked again before anything was read: still 1
+    assert t.resume_offset(0) == 1
+    t.resumed(0, 1)
+    assert t.resume_offset(0) is None
+    assert t.to_commit() == {0: 1}, "the resumed position is committed (the revoke's commit may have failed)"
+    t.started(0, 1)
+    t.finished(0, 1)
+    assert t.committable() == {0: 2}
+    with pytest.raises(ValueError):
+        t.resumed(0, -1)
