@@ -65,8 +65,9 @@ class ConsumerCounters:
     redirected: int = 0
     delivery_retries: int = 0
     commits: int = 0
-    #: Rebalances that took partitions from this replica, and the requests open on them then
-    #: (each was let finish before the partitions were given up, up to ``serving.drain_timeout_s``).
+    #: Times partitions were taken from this replica (rebalances, and closing), and the requests
+    #: open on them then (let finish before the partitions were given up, up to
+    #: ``serving.drain_timeout_s``; at shutdown they already had that time).
     revocations: int = 0
     open_at_revocation: int = 0
     updates_seen: int = 0
