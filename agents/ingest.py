@@ -68,7 +68,6 @@ class IngestService:
         self.parser = EventParser()
         self._lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="odia-learner")
-        self._started = False
         #: Full batches waiting for the learner (bounded: reading pauses while two are queued).
         self._queue: asyncio.Queue[list[SourcedItem[_Pending]]] = asyncio.Queue(maxsize=2)
         app.agent(self.fc_logs, name="odia-ingest", concurrency=1)(self._consume)
@@ -78,15 +77,9 @@ class IngestService:
 
     # -- outputs -------------------------------------------------------------------------------
     async def _dead_letter(self, message: Any, raw: bytes | None, err: InvalidEvent) -> None:
-        letter = DeadLetter(
-            reason_code=err.code,
-            reason=err.reason,
-            source_topic=message.topic,
-            source_partition=message.partition,
-            source_offset=message.offset,
-            source_key_b64=DeadLetter.encode(message.key) if message.key is not None else None,
-            raw_b64=DeadLetter.encode(raw),
-            event_id=err.event_id,
+        letter = DeadLetter.of_record(
+            err.code, err.reason, topic=message.topic, partition=message.partition, offset=message.offset,
+            key=message.key, value=raw, event_id=err.event_id,
         )
         await self.dlq.send(key=message.key, value=letter.model_dump_json().encode())
         self.counters.dead_lettered += 1
@@ -107,7 +100,7 @@ class IngestService:
             if states or triggers:
                 log.info("republishing %d states and %d triggers left by a previous run", len(states), len(triggers))
                 await self._publish(states, triggers)
-            self.learner.mark_published(self.learner.state_version)
+            self.learner.mark_published(self.learner.store_version)
 
     # -- the stream ----------------------------------------------------------------------------
     async def _consume(self, stream: faust.StreamT) -> None:
@@ -161,7 +154,7 @@ class IngestService:
                 await self.app.producer.flush()
             else:
                 await self._publish(outcome.changed, outcome.triggers)
-                await loop.run_in_executor(self._executor, self.learner.mark_published, outcome.state_version)
+                await loop.run_in_executor(self._executor, self.learner.mark_published, outcome.store_version)
                 self.counters.accepted += outcome.accepted
                 self.counters.duplicates += outcome.duplicates
                 self.counters.replayed += outcome.replayed

@@ -7,16 +7,16 @@ import logging
 import faust
 
 from agents.app import create_app
-from agents.idle_pacing import pace_aiokafka_fetches
+from kafka_runtime.idle_pacing import pace_aiokafka_fetches
 from agents.ingest import IngestService
-from agents.topics import ensure_topics
+from kafka_runtime.topics import ensure_topics
 from odia_stream.clustering.factory import open_learner
 from odia_stream.settings import OdiaSettings, get_settings
 
 
 def build_worker(settings: OdiaSettings, loglevel: str = "info") -> tuple[faust.Worker, IngestService]:
     """Create topics if missing, open the learner (loads the embedder) and build the worker."""
-    ensure_topics(settings.kafka.bootstrap_servers, settings.topics.all())
+    ensure_topics(settings.kafka, settings.topics.all())
     pace_aiokafka_fetches(settings.kafka.idle_backoff_ms)
     # Leave the event loop a core: torch's OpenMP workers otherwise spin against it.
     set_torch_threads(settings.embedding.threads_in_worker())

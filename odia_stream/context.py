@@ -13,11 +13,25 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, Protocol
 
 from schemas import ChatMessage, ToolSpec
 
 ScopeMode = Literal["tools+context", "context", "tools", "app"]
+
+
+class Turn(Protocol):
+    """A user turn in its context: the query, the recent history and the offered tools
+    (``FCLogEvent``, ``ServeRequest`` and training records all fit)."""
+
+    @property
+    def query(self) -> str: ...
+
+    @property
+    def history(self) -> Sequence[ChatMessage]: ...
+
+    @property
+    def tools(self) -> Sequence[ToolSpec]: ...
 
 
 def tools_fingerprint(tools: Sequence[ToolSpec]) -> str:

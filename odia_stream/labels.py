@@ -14,25 +14,14 @@ bound of its dominant function's share reaches the threshold.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from odia_stream.stats import wilson_lower_bound
 from schemas import ClusterLabel
 
 #: The "function" of a record whose large-model answer was no call.
 NO_CALL = "<none>"
-
-
-def wilson_lower_bound(successes: int, total: int, z: float = 1.96) -> float:
-    """Lower end of the Wilson score interval for a proportion (0 when ``total`` is 0)."""
-    if total <= 0:
-        return 0.0
-    p = successes / total
-    z2 = z * z
-    centre = p + z2 / (2 * total)
-    margin = z * math.sqrt(p * (1 - p) / total + z2 / (4 * total * total))
-    return max(0.0, (centre - margin) / (1 + z2 / total))
 
 
 @dataclass(frozen=True)

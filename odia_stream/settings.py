@@ -27,7 +27,7 @@ class KafkaSettings(BaseModel):
     #: Port of the local development broker (``odia broker up``).
     local_port: int = 9092
     #: Idle consumers pause their partitions between looks, backing off up to this (ms): the local
-    #: broker answers empty fetches at once and idle clients would spin (``agents/idle_pacing.py``).
+    #: broker answers empty fetches at once and idle clients would spin (``kafka_runtime/idle_pacing.py``).
     #: 0 = off; use 0 with Apache Kafka, whose long polls make it unneeded.
     idle_backoff_ms: float = Field(default=100.0, ge=0)
 

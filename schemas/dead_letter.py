@@ -28,6 +28,37 @@ class DeadLetter(WireModel):
     event_id: str | None = Field(default=None, description="The event id, when one could be read")
     rejected_at: datetime = Field(default_factory=utc_now)
 
+    @classmethod
+    def of_record(
+        cls,
+        reason_code: ReasonCode,
+        reason: str,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        event_id: str | None = None,
+    ) -> DeadLetter:
+        """The dead letter of the record at ``topic``/``partition``/``offset`` (its key and value kept
+        verbatim).
+
+        >>> DeadLetter.of_record("not_json", "not JSON", topic="t", partition=0, offset=7, key=None,
+        ...                      value=b"{oops").raw()
+        b'{oops'
+        """
+        return cls(
+            reason_code=reason_code,
+            reason=reason,
+            source_topic=topic,
+            source_partition=partition,
+            source_offset=offset,
+            source_key_b64=cls.encode(key) if key is not None else None,
+            raw_b64=cls.encode(value),
+            event_id=event_id,
+        )
+
     @staticmethod
     def encode(raw: bytes | None) -> str:
         """Base64 text of ``raw`` (empty for ``None``)."""

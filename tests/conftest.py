@@ -8,13 +8,13 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from odia_stream.local_broker import LocalBroker
+from kafka_runtime.local_broker import LocalBroker
 from odia_stream.datasets import load_dataset
 from odia_stream.settings import OdiaSettings, TopicSettings, TopicSpec
 from schemas import FCLogEvent
@@ -26,6 +26,21 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASETS = Path(os.environ.get("ODIA_DATASETS_DIR", REPO_ROOT.parent / "shared" / "datasets"))
 #: Converted models are cached here across test runs (and shared with `make demo`).
 MODEL_CACHE = Path(os.environ.get("ODIA_TEST_CACHE", REPO_ROOT / ".odia" / "cache"))
+
+
+#: Tests that use one of these fixtures need the real broker or the real small model serving with
+#: adapters: they are marked ``slow`` and left out of ``make test-fast``. So are the tests in these
+#: folders; other slow tests (LoRA training, whole-dataset runs, benchmarks) carry the mark themselves.
+SLOW_FIXTURES = frozenset({"local_broker", "_hf_session"})
+SLOW_FOLDERS = ("serving", "vllm")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests that need the broker, a trained adapter or vLLM as ``slow``."""
+    for item in items:
+        folder = item.path.relative_to(REPO_ROOT / "tests").parts[0]
+        if folder in SLOW_FOLDERS or SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def _free_port() -> int:
@@ -114,13 +129,19 @@ def make_settings(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str
 
 
 @pytest.fixture(scope="session")
-def snips_events(datasets_dir: Path) -> list[FCLogEvent]:
-    """1,400 SNIPS events, 200 per intent, in a seeded shuffled order."""
+def snips_by_function(datasets_dir: Path) -> Mapping[str, Sequence[FCLogEvent]]:
+    """Every SNIPS event, grouped by the function it calls (``-``: no call), in dataset order (read-only)."""
     by_fn: dict[str, list[FCLogEvent]] = {}
     for ev in load_dataset(datasets_dir / "snips"):
         by_fn.setdefault(ev.call.name if ev.call else "-", []).append(ev)
+    return by_fn
+
+
+@pytest.fixture(scope="session")
+def snips_events(snips_by_function: Mapping[str, Sequence[FCLogEvent]]) -> list[FCLogEvent]:
+    """1,400 SNIPS events, 200 per intent, in a seeded shuffled order."""
     rng = random.Random(7)
-    picked = [e for evs in by_fn.values() for e in rng.sample(evs, min(200, len(evs)))]
+    picked = [e for evs in snips_by_function.values() for e in rng.sample(evs, min(200, len(evs)))]
     rng.shuffle(picked)
     return picked
 

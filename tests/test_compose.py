@@ -242,7 +242,7 @@ def environment_problems(doc: Mapping[str, Any]) -> list[str]:
 
 def cli_command_problem(args: list[str]) -> str | None:
     """Why ``odia <args>`` is no runnable command of the live CLI, or None when it is one."""
-    from odia_stream.cli.main import app
+    from odia.cli.main import app
 
     # typer vendors click, so groups are recognised by what they do, not by class.
     command: Any = typer.main.get_command(app)

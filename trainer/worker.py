@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import logging
 import signal
-import socket
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, Message
 from pydantic import ValidationError
 
-from agents.idle_pacing import IdlePacer
-from agents.topics import ensure_topics
+from kafka_runtime.clients import make_consumer, make_producer, member_id
+from kafka_runtime.idle_pacing import IdlePacer
+from kafka_runtime.publishing import produce_model
+from kafka_runtime.topics import ensure_topics
 from odia_stream.adapters.registry import open_registry
 from odia_stream.clustering.factory import open_learner_view
 from odia_stream.generation.base_model import ensure_base_model
@@ -57,7 +58,7 @@ class TrainerWorker:
         self.settings = settings
         self.counters = TrainerCounters()
         self._stop = threading.Event()
-        ensure_topics(settings.kafka.bootstrap_servers, settings.topics.all())
+        ensure_topics(settings.kafka, settings.topics.all())
         base_dir = ensure_base_model(settings)
         self.generator = HFGenerator.from_settings(settings)
         self.round = TrainingRound(
@@ -68,31 +69,25 @@ class TrainerWorker:
             open_view=lambda: open_learner_view(settings),
             router_builder=router_builder,
         )
-        k = settings.kafka
         self.consumer: Consumer | None = None
         self._pacer: IdlePacer | None = None
         self._consumer_config = {
-            "bootstrap.servers": k.bootstrap_servers,
-            "group.id": f"{settings.app_id}-trainer",
-            "group.instance.id": f"{k.group_instance_id or settings.app_id + '-' + socket.gethostname()}-trainer",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
+            "group.instance.id": member_id(settings, "trainer"),
             # A round can take many minutes; the group must not evict the worker meanwhile.
             "max.poll.interval.ms": int(max(settings.trainer.max_minutes * 3, 30) * 60_000),
         }
-        self.producer = Producer({"bootstrap.servers": k.bootstrap_servers, "enable.idempotence": True})
+        self.producer = make_producer(settings.kafka, {"enable.idempotence": True})
 
     def stop(self) -> None:
         """Ask ``run()`` to return after the current round."""
         self._stop.set()
 
     def _dead_letter(self, msg: Message, code: str, reason: str) -> None:
-        letter = DeadLetter(
-            reason_code=code, reason=reason, source_topic=msg.topic(), source_partition=msg.partition(),
-            source_offset=msg.offset(), raw_b64=DeadLetter.encode(msg.value() or b""),
-            source_key_b64=DeadLetter.encode(msg.key()) if msg.key() is not None else None,
+        letter = DeadLetter.of_record(
+            code, reason, topic=msg.topic(), partition=msg.partition(), offset=msg.offset(), key=msg.key(),
+            value=msg.value(),
         )
-        self.producer.produce(self.settings.topics.dead_letters.name, key=msg.key(), value=letter.model_dump_json())
+        produce_model(self.producer, self.settings.topics.dead_letters.name, letter, msg.key())
         self.counters.dead_lettered += 1
 
     def _collect(self) -> tuple[list[Message], list[RetrainTrigger]]:
@@ -134,15 +129,13 @@ class TrainerWorker:
         setattr(self.counters, outcome.status, getattr(self.counters, outcome.status) + 1)
         if outcome.update is not None:
             u = outcome.update
-            self.producer.produce(
-                self.settings.topics.model_updates.name, key=u.generator.encode(), value=u.model_dump_json()
-            )
+            produce_model(self.producer, self.settings.topics.model_updates.name, u, u.generator)
             log.info("published ModelUpdate %s (router %s)", u.version, u.router_version)
         return outcome
 
     def run(self, max_rounds: int | None = None) -> TrainerCounters:
         """Consume until ``stop()`` (or ``max_rounds`` rounds); commits after each round's outcome is out."""
-        self.consumer = Consumer(self._consumer_config)
+        self.consumer = make_consumer(self.settings.kafka, f"{self.settings.app_id}-trainer", self._consumer_config)
         self._pacer = IdlePacer(self.consumer, self.settings.kafka.idle_backoff_ms, self._stop)
         self.consumer.subscribe([self.settings.topics.retrain_triggers.name])
         try:

@@ -1,1 +1,2 @@
-"""Content-addressed LoRA adapters: their digest, the registry with its promoted pointer and rollback."""
+"""Content-addressed LoRA adapters: the registry with its promoted pointer and rollback, and random
+adapters for tests and benchmarks (an adapter's identity, digest and checks live in ``generation``)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from odia_stream.adapters.digest import adapter_sha256, version_of
+from odia_stream.generation.adapter_digest import adapter_sha256, version_of
 from odia_stream.generation.base_model import base_model_id
 from odia_stream.generation.protocol import AdapterRef
 

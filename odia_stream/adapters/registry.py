@@ -9,7 +9,7 @@ supported yet and fail clearly)::
     <root>/history.jsonl                append-only promote / rollback log (the source of truth)
 
 A version is ``a-`` + the first 12 hex digits of the sha256 of the adapter's files
-(:func:`odia_stream.adapters.digest.adapter_sha256`), so names are never reused for other
+(:func:`odia_stream.generation.adapter_digest.adapter_sha256`), so names are never reused for other
 content: registering identical content again returns the existing entry, and a prefix collision
 with different content is refused. A version folder appears only complete (staged beside the
 root and renamed into place). Mutations take an exclusive file lock on ``<root>/.lock``.
@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +34,8 @@ from urllib.parse import unquote, urlparse
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from odia_stream.adapters.digest import adapter_sha256, version_of
+from odia_stream.generation.adapter_digest import adapter_sha256, version_of
+from odia_stream.atomic_files import fsync_dir, staging_folder, write_text_atomic
 from odia_stream.generation.protocol import AdapterRef
 from schemas import ModelUpdate
 from schemas.common import utc_now
@@ -131,29 +131,6 @@ def open_registry(settings: OdiaSettings) -> AdapterRegistry:
     return AdapterRegistry(registry_root(settings))
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
 def _make_read_only(folder: Path) -> None:
     for p in folder.rglob("*"):
         if p.is_file() and not p.is_symlink():
@@ -175,7 +152,7 @@ class AdapterRegistry:
             path = self.root / CURRENT_FILE
             written = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
             if stack and written != stack[-1]:
-                _write_atomic(path, stack[-1] + "\n")
+                write_text_atomic(path, stack[-1] + "\n")
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -275,8 +252,7 @@ class AdapterRegistry:
                 return existing
             staging_root = self.root / STAGING_DIR
             staging_root.mkdir(exist_ok=True)
-            staged = Path(tempfile.mkdtemp(prefix=f"{version}.", dir=staging_root))
-            try:
+            with staging_folder(staging_root, prefix=f"{version}.") as staged:
                 shutil.copytree(adapter_dir, staged / ADAPTER_SUBDIR, symlinks=False)
                 copied = adapter_sha256(staged / ADAPTER_SUBDIR)
                 if copied != sha:
@@ -293,9 +269,7 @@ class AdapterRegistry:
                 (staged / ENTRY_FILE).write_text(entry.model_dump_json(indent=2) + "\n", encoding="utf-8")
                 _make_read_only(staged / ADAPTER_SUBDIR)
                 os.rename(staged, final)
-                _fsync_dir(self.root)
-            finally:
-                shutil.rmtree(staged, ignore_errors=True)
+                fsync_dir(self.root)
             return entry
 
     def _append_history(self, event: HistoryEvent) -> None:
@@ -312,7 +286,7 @@ class AdapterRegistry:
 
     def _set_current(self, event: HistoryEvent) -> None:
         self._append_history(event)
-        _write_atomic(self.root / CURRENT_FILE, event.version + "\n")
+        write_text_atomic(self.root / CURRENT_FILE, event.version + "\n")
 
     def _require_intact(self, version: str) -> AdapterEntry:
         entry = self.get(version)

@@ -7,7 +7,8 @@ from odia_stream.clustering.learner import BatchOutcome, OnlineClusterLearner
 from odia_stream.clustering.merge import WeightedCentroidMerger
 from odia_stream.clustering.pruning import argument_completeness, select_examples
 from odia_stream.clustering.state_db import LearnerStateDB
-from odia_stream.clustering.views import LearnerSummary, LearnerView, LearnerViews, TemplateCluster, cluster_key
+from odia_stream.clustering.views import LearnerSummary, LearnerView, LearnerViews, TemplateCluster
+from odia_stream.keys import cluster_key
 
 __all__ = [
     "BatchOutcome",

@@ -1,15 +1,17 @@
 """Micro-batches aligned to partition offsets, so a replay cuts the stream the same way.
 
-Offsets ``[k*B, (k+1)*B)`` of a partition form batch ``k``. A batch is released when an item
-of a later window arrives, or by :meth:`OffsetAlignedBatcher.flush` (idle timeout). With a
-backlog every batch is complete, so replaying a topic from any committed offset reproduces
-the same batches; only idle-time flushes of live traffic cut elsewhere.
+Offsets ``[k*B, (k+1)*B)`` of a partition form batch ``k``. A batch is released when its last
+offset or an item of a later window arrives, or by :meth:`OffsetAlignedBatcher.flush` (idle
+timeout). With a backlog every batch is complete, so replaying a topic from any committed offset
+reproduces the same batches; only idle-time flushes of live traffic cut elsewhere.
 
 >>> b = OffsetAlignedBatcher(batch_size=2)
->>> b.add(SourcedItem("t", 0, 0, "a")), b.add(SourcedItem("t", 0, 1, "b"))
-([], [])
->>> [[i.payload for i in batch] for batch in b.add(SourcedItem("t", 0, 2, "c"))]
+>>> b.add(SourcedItem("t", 0, 0, "a"))
+[]
+>>> [[i.payload for i in batch] for batch in b.add(SourcedItem("t", 0, 1, "b"))]
 [['a', 'b']]
+>>> b.add(SourcedItem("t", 0, 2, "c"))
+[]
 >>> [[i.payload for i in batch] for batch in b.flush()]
 [['c']]
 """

@@ -1,10 +1,12 @@
 """``OnlineClusterLearner``: micro-batches of validated FC logs in, cluster changes out.
 
-Per batch: skip what was applied before (by partition offset and by ``event_id``), group
-records by normalised query within their scope, embed only new queries, cluster them
-(first level), merge each new cluster into the nearest existing one of its scope through the
-vector store (second level, weighted centroids) or create it, prune near-identical queries,
-keep the best examples per query, relabel touched clusters, and decide retrain triggers.
+Per batch (:meth:`OnlineClusterLearner._apply`, one method per step): skip what was applied
+before (by partition offset and by ``event_id``), group records by normalised query within their
+scope (:mod:`odia_stream.keys`), learn entity values from new queries' calls, embed only new
+queries (their NER templates), cluster them (first level), merge each new cluster into the
+nearest existing one of its scope through the vector store (second level, weighted centroids) or
+create it, alias near-identical queries, count the records, keep the best examples per query,
+relabel touched clusters, and decide retrain triggers (:mod:`~odia_stream.clustering.triggers`).
 All of it is committed in one SQLite transaction; the vector store follows and is reconciled
 from SQLite on open, so a crash at any point recovers to a state equal to an uninterrupted run.
 """
@@ -13,10 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 
@@ -25,26 +27,36 @@ from odia_stream.clustering.first_level import agglomerate
 from odia_stream.clustering.merge import WeightedCentroidMerger, weighted_representative
 from odia_stream.clustering.pruning import argument_completeness, near_duplicates, select_examples
 from odia_stream.clustering.records import Cluster, QueryGroup, StoredExample
-from odia_stream.clustering.state_db import LearnerStateDB
-from odia_stream.clustering.views import LearnerViews, cluster_key
-from odia_stream.context import scope_key
+from odia_stream.clustering.state_db import STORE_VERSION_KEY, LearnerStateDB
+from odia_stream.clustering.triggers import RetrainTriggerPolicy, retrain_trigger
+from odia_stream.clustering.views import LearnerViews
 from odia_stream.embedding import Embedder
+from odia_stream.keys import (
+    GroupKey,
+    Slots,
+    TemplatedQuery,
+    cluster_id_for,
+    cluster_key,
+    group_id_for,
+    group_key_of,
+    parse_cluster_key,
+    stable_id,
+)
 from odia_stream.labels import NO_CALL, WilsonLabeler
-from odia_stream.normalize import normalize_query
 from odia_stream.settings import ClusteringSettings, TriggerSettings
 from odia_stream.store import ClusterIndex, ClusterPoint, EmbedderMismatchError, EmbedderSpec
 from odia_stream.templates import EntityDictionary, QueryTemplater, learn_from_call
 from schemas import ClusterState, FCLogEvent, RetrainTrigger
 
+__all__ = ["INDEX_FLUSH_EVERY_BATCHES", "BatchOutcome", "OnlineClusterLearner", "stable_id"]
 
 #: Batches between flushes of the vector store (it is rebuilt from SQLite after a crash anyway).
 INDEX_FLUSH_EVERY_BATCHES = 20
 
-
-def stable_id(*parts: str) -> int:
-    """A 63-bit id derived from text (independent of arrival order)."""
-    digest = hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") & ((1 << 63) - 1)
+#: Highest offset per ``(topic, partition)``.
+Offsets = dict[tuple[str, int], int]
+#: A learned entity value: ``(app, type, value)``.
+LearnedEntity = tuple[str, str, str]
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,67 @@ class _Candidate:
         )
 
 
+@dataclass(frozen=True)
+class _Admitted:
+    """The records of a batch to apply (not applied before), what was skipped, and the offsets
+    the batch covers."""
+
+    received: int
+    replayed: int
+    duplicates: int
+    events: list[FCLogEvent]
+    offsets: Offsets
+
+
+@dataclass(frozen=True)
+class _Grouped:
+    """Admitted records by query: of known groups (by canonical group id) and of new queries (by
+    group key, in first-seen order)."""
+
+    known: dict[int, list[FCLogEvent]]
+    new: dict[GroupKey, list[FCLogEvent]]
+
+
+@dataclass(frozen=True)
+class _NewQueries:
+    """The batch's new queries, row ``i`` of each: group key, records, template, embedding."""
+
+    keys: list[GroupKey]
+    events: list[list[FCLogEvent]]
+    templated: list[TemplatedQuery]
+    vectors: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+@dataclass(frozen=True)
+class _FirstLevelCluster:
+    """New queries (rows of :class:`_NewQueries`) clustered together within one scope."""
+
+    scope: str
+    members: list[int]
+
+
+@dataclass
+class _Placement:
+    """Where the batch's records went: each touched canonical group with its new records, the
+    groups to save, and what was created, merged or aliased."""
+
+    touched: dict[int, list[FCLogEvent]]
+    changed: set[int]
+    new_clusters: int = 0
+    merged_clusters: int = 0
+    near_duplicates: int = 0
+
+
+@dataclass(frozen=True)
+class _Examples:
+    """Candidate examples per touched group, and the offered-tool sets they refer to (by key)."""
+
+    candidates: dict[int, list[StoredExample]]
+    tools_json: dict[str, str]
+
 @dataclass
 class BatchOutcome:
     """What one batch did."""
@@ -80,7 +153,7 @@ class BatchOutcome:
     label_flips: int = 0
     changed: list[ClusterState] = field(default_factory=list)
     triggers: list[RetrainTrigger] = field(default_factory=list)
-    state_version: int = 0
+    store_version: int = 0
 
 
 class OnlineClusterLearner(LearnerViews):
@@ -103,7 +176,7 @@ class OnlineClusterLearner(LearnerViews):
         self.db = db
         self._dictionary_factory = dictionary_factory
         self.settings = clustering
-        self.trigger_settings = triggers
+        self.trigger_policy = RetrainTriggerPolicy(triggers)
         self.cluster_distance = cluster_distance
         self.merge_distance = merge_distance
         self.merger = WeightedCentroidMerger(index, merge_distance)
@@ -127,12 +200,12 @@ class OnlineClusterLearner(LearnerViews):
         self._templaters: dict[str, QueryTemplater] = {}
         self.clusters: dict[int, Cluster] = {c.cluster_id: c for c in self.db.load_clusters()}
         self.groups: dict[int, QueryGroup] = {g.group_id: g for g in self.db.load_groups()}
-        self._canonical: dict[tuple[str, str], int] = {
-            (g.scope, g.norm): (g.alias_of if g.alias_of is not None else g.group_id) for g in self.groups.values()
+        self._canonical: dict[GroupKey, int] = {
+            g.key: (g.alias_of if g.alias_of is not None else g.group_id) for g in self.groups.values()
         }
         self._applied = self.db.applied_offsets()
-        self.state_version = int(self.db.get_meta("state_version", "0") or 0)
-        self._trigger_state: dict[str, dict[str, object]] = json.loads(self.db.get_meta("trigger_state", "{}") or "{}")
+        self.store_version = int(self.db.get_meta(STORE_VERSION_KEY, "0") or 0)
+        self.trigger_policy.restore(self.db.get_meta("trigger_state", "{}") or "{}")
         for app, etype, value, count in self.db.entities():
             self.dictionary_of(app).add(etype, value, source="learned", count=count)
         self.reconcile_index()
@@ -141,6 +214,15 @@ class OnlineClusterLearner(LearnerViews):
     def embedder_id(self) -> str:
         """Id of the embedder the state is built with."""
         return self.embedder.model_id
+
+    @property
+    def trigger_settings(self) -> TriggerSettings:
+        """The retrain-trigger thresholds (settable)."""
+        return self.trigger_policy.settings
+
+    @trigger_settings.setter
+    def trigger_settings(self, value: TriggerSettings) -> None:
+        self.trigger_policy.settings = value
 
     def reconcile_index(self) -> int:
         """Bring the vector store in line with SQLite (after a crash between the two); returns
@@ -184,7 +266,7 @@ class OnlineClusterLearner(LearnerViews):
         if outcome.changed:
             # SQLite is the durable record and the index is reconciled from it on open, so the
             # index is flushed every few batches (and on close), not on every one.
-            self.index.upsert([self._point(self.clusters[int(s.cluster_id[1:], 16)]) for s in outcome.changed])
+            self.index.upsert([self._point(self.clusters[parse_cluster_key(s.cluster_id)]) for s in outcome.changed])
             self._unflushed += 1
             if self._unflushed >= INDEX_FLUSH_EVERY_BATCHES:
                 self.index.flush()
@@ -192,133 +274,188 @@ class OnlineClusterLearner(LearnerViews):
         return outcome
 
     def _apply(self, items: Sequence[SourcedItem[FCLogEvent]]) -> BatchOutcome:
-        out = BatchOutcome(received=len(items))
+        """The batch's steps, inside the open transaction (see the module doc)."""
+        admitted = self._admit(items)
+        grouped = self._group(admitted.events)
+        learned = self._learn_entities(grouped.new)
+        new = self._embed_new_queries(grouped.new)
+        placement = self._place(grouped.known, new)
+        touched = self._count_records(placement.touched)
+        examples = self._example_candidates(placement.touched)
+        self._keep_examples(examples.candidates)
+        flipped = self._relabel(touched)
+        self._advance_store_version(touched)
+        triggers = self._retrain_triggers(placement.touched, flipped)
+        self._persist(admitted, placement, touched, examples, learned, triggers)
+        return BatchOutcome(
+            received=admitted.received,
+            accepted=len(admitted.events),
+            replayed=admitted.replayed,
+            duplicates=admitted.duplicates,
+            new_queries=len(new),
+            near_duplicate_queries=placement.near_duplicates,
+            new_clusters=placement.new_clusters,
+            merged_clusters=placement.merged_clusters,
+            label_flips=len(flipped),
+            changed=[self.cluster_state(c) for c in sorted(touched, key=lambda c: c.cluster_id)],
+            triggers=triggers,
+            store_version=self.store_version,
+        )
+
+    def _admit(self, items: Sequence[SourcedItem[FCLogEvent]]) -> _Admitted:
+        """Drop inputs at offsets applied before, and events whose id was applied before or
+        occurs earlier in the batch; markers (no payload) only advance offsets."""
+        received = sum(1 for it in items if it.payload is not None)
         fresh = [
             it for it in items
             if it.payload is not None and it.offset > self._applied.get((it.topic, it.partition), -1)
         ]
-        out.received = sum(1 for it in items if it.payload is not None)
-        out.replayed = out.received - len(fresh)
         already = self.db.seen_ids([it.payload.event_id for it in fresh])
         accepted: list[FCLogEvent] = []
         in_batch: set[str] = set()
+        duplicates = 0
         for it in fresh:
             eid = it.payload.event_id
             if eid in already or eid in in_batch:
-                out.duplicates += 1
+                duplicates += 1
                 continue
             in_batch.add(eid)
             accepted.append(it.payload)
-        out.accepted = len(accepted)
-        offsets: dict[tuple[str, int], int] = {}
+        offsets: Offsets = {}
         for it in items:
             key = (it.topic, it.partition)
             offsets[key] = max(offsets.get(key, -1), it.offset)
+        return _Admitted(received, received - len(fresh), duplicates, accepted, offsets)
 
-        mode = self.settings.scope
-        existing: dict[int, list[FCLogEvent]] = defaultdict(list)
-        new: dict[tuple[str, str], list[FCLogEvent]] = defaultdict(list)
-        learned: list[tuple[str, str, str]] = []
-        for ev in accepted:
-            scope = scope_key(ev.app, ev.tools, ev.history, mode)
-            norm = normalize_query(ev.query)
-            gid = self._canonical.get((scope, norm))
+    def _group(self, events: list[FCLogEvent]) -> _Grouped:
+        """Records by the canonical group of their group key, or by the key when it is new."""
+        known: dict[int, list[FCLogEvent]] = defaultdict(list)
+        new: dict[GroupKey, list[FCLogEvent]] = defaultdict(list)
+        for ev in events:
+            key = group_key_of(ev, self.settings.scope)
+            gid = self._canonical.get(key)
             if gid is None:
-                # Entities are learned once per query (its first call), so a value's count is the
-                # number of distinct queries naming it, not how popular those queries are.
-                if ev.call is not None and (scope, norm) not in new:
-                    pairs = learn_from_call(self.dictionary_of(ev.app), ev.query, ev.call.arguments)
-                    learned.extend((ev.app, t, v) for t, v in pairs)
-                new[(scope, norm)].append(ev)
+                new[key].append(ev)
             else:
-                existing[gid].append(ev)
+                known[gid].append(ev)
+        return _Grouped(dict(known), dict(new))
 
-        touched_groups: dict[int, list[FCLogEvent]] = dict(existing)
-        changed_groups: set[int] = set(existing)
+    def _learn_entities(self, new: dict[GroupKey, list[FCLogEvent]]) -> list[LearnedEntity]:
+        """Teach each app's dictionary the argument values of its new queries' first calls."""
+        # Entities are learned once per query (its first call), so a value's count is the number
+        # of distinct queries naming it, not how popular those queries are.
+        learned: list[LearnedEntity] = []
+        for evs in new.values():
+            first = evs[0]
+            if first.call is not None:
+                pairs = learn_from_call(self.dictionary_of(first.app), first.query, first.call.arguments)
+                learned.extend((first.app, t, v) for t, v in pairs)
+        return learned
+
+    def _embed_new_queries(self, new: dict[GroupKey, list[FCLogEvent]]) -> _NewQueries:
+        """Template and embed the new queries (after this batch's entities were learned)."""
+        if not new:
+            return _NewQueries([], [], [], np.zeros((0, self.embedder.dim), np.float32))
         keys = list(new)
-        out.new_queries = len(keys)
-        if keys:
-            # What is embedded is the query's NER template, normalised: entity values replaced by
-            # their types, so "play Jay Chou's Rice Fragrance" and "play Eason's Ten Years" coincide.
-            templates = [self.templater_of(new[k][0].app).template(new[k][0].query) for k in keys]
-            vectors = self.embedder.embed([normalize_query(t.text) for t in templates])
-            slots_of = [tuple(sorted((ty, normalize_query(v)) for ty, v in t.slots)) for t in templates]
-            by_scope: dict[str, list[int]] = defaultdict(list)
-            for i, (scope, _) in enumerate(keys):
-                by_scope[scope].append(i)
-            first_level: list[tuple[str, list[int]]] = []
-            for scope, idxs in by_scope.items():
-                labels = agglomerate(vectors[idxs], self.cluster_distance)
-                members: dict[int, list[int]] = defaultdict(list)
-                for i, lab in zip(idxs, labels, strict=True):
-                    members[int(lab)].append(i)
-                first_level.extend((scope, m) for m in members.values())
-            reps = np.stack(
-                [weighted_representative(vectors[m], [len(new[keys[i]]) for i in m]) for _, m in first_level]
-            )
-            targets = self.merger.targets(reps, [s for s, _ in first_level])
-            for (scope, members_idx), target in zip(first_level, targets, strict=True):
-                if target is not None:
-                    cluster = self.clusters[target[0]]
-                    out.merged_clusters += 1
-                else:
-                    first_scope, first_norm = keys[members_idx[0]]
-                    cid = stable_id("cluster", first_scope, first_norm)
-                    cluster = Cluster(
-                        cid, scope, new[keys[members_idx[0]]][0].app, np.zeros(self.embedder.dim, np.float32)
-                    )
-                    self.clusters[cid] = cluster
-                    out.new_clusters += 1
-                known_by_slots: dict[tuple[tuple[str, str], ...], tuple[list[np.ndarray], list[int]]] = defaultdict(
-                    lambda: ([], [])
-                )
-                for g in cluster.group_ids:
-                    group = self.groups[g]
-                    known_by_slots[group.slots][0].append(group.embedding)
-                    known_by_slots[group.slots][1].append(g)
-                for i in members_idx:
-                    scope_i, norm_i = keys[i]
-                    evs = new[keys[i]]
-                    gid = stable_id("group", scope_i, norm_i)
-                    # Near-identical = nearly the same words AND the same entity values.
-                    known, known_ids = known_by_slots[slots_of[i]]
-                    dup = near_duplicates(
-                        vectors[i : i + 1], np.stack(known) if known else np.zeros((0, self.embedder.dim)),
-                        self.settings.near_duplicate_similarity,
-                    )[0]
-                    if dup is not None:
-                        canonical = known_ids[dup]
-                        self.groups[gid] = QueryGroup(
-                            gid, scope_i, evs[0].app, norm_i, evs[0].query, cluster.cluster_id, vectors[i],
-                            alias_of=canonical, slots=slots_of[i],
-                        )
-                        self._canonical[(scope_i, norm_i)] = canonical
-                        changed_groups.add(gid)
-                        touched_groups.setdefault(canonical, []).extend(evs)
-                        changed_groups.add(canonical)
-                        out.near_duplicate_queries += 1
-                        continue
-                    self.groups[gid] = QueryGroup(
-                        gid, scope_i, evs[0].app, norm_i, evs[0].query, cluster.cluster_id, vectors[i], slots=slots_of[i]
-                    )
-                    self._canonical[(scope_i, norm_i)] = gid
-                    cluster.group_ids.append(gid)
-                    known.append(vectors[i])
-                    known_ids.append(gid)
-                    touched_groups[gid] = list(evs)
-                    changed_groups.add(gid)
+        events = [new[k] for k in keys]
+        # What is embedded is the query's NER template, normalised: entity values replaced by
+        # their types, so "play Jay Chou's Rice Fragrance" and "play Eason's Ten Years" coincide.
+        templated = [
+            TemplatedQuery.of(evs[0].app, scope, self.templater_of(evs[0].app).template(evs[0].query))
+            for (scope, _), evs in zip(keys, events, strict=True)
+        ]
+        return _NewQueries(keys, events, templated, self.embedder.embed([q.text for q in templated]))
 
-        touched_clusters: dict[int, Cluster] = {}
-        tools_json: dict[str, str] = {}
-        # Events of a batch often share their tool objects (the parser caches them): serialise
-        # each list once. Keyed by object ids, which are stable while the batch holds the events.
-        tools_key_of: dict[tuple[int, ...], str] = {}
-        candidates: dict[int, list[StoredExample]] = defaultdict(list)
-        cap = self.settings.max_examples_per_query
-        for gid, evs in touched_groups.items():
+    def _place(self, known: dict[int, list[FCLogEvent]], new: _NewQueries) -> _Placement:
+        """Put new queries into clusters: first-level clusters of the batch merge into an existing
+        cluster of their scope or become one; each query joins as a group or as an alias."""
+        placement = _Placement(touched=dict(known), changed=set(known))
+        if not new.keys:
+            return placement
+        first_level = self._first_level(new)
+        for fl, (cluster, merged) in zip(first_level, self._target_clusters(new, first_level), strict=True):
+            if merged:
+                placement.merged_clusters += 1
+            else:
+                placement.new_clusters += 1
+            self._add_queries(cluster, fl.members, new, placement)
+        return placement
+
+    def _first_level(self, new: _NewQueries) -> list[_FirstLevelCluster]:
+        """Agglomerative clusters of the new queries, per scope."""
+        by_scope: dict[str, list[int]] = defaultdict(list)
+        for i, (scope, _) in enumerate(new.keys):
+            by_scope[scope].append(i)
+        out: list[_FirstLevelCluster] = []
+        for scope, idxs in by_scope.items():
+            labels = agglomerate(new.vectors[idxs], self.cluster_distance)
+            members: dict[int, list[int]] = defaultdict(list)
+            for i, lab in zip(idxs, labels, strict=True):
+                members[int(lab)].append(i)
+            out.extend(_FirstLevelCluster(scope, m) for m in members.values())
+        return out
+
+    def _target_clusters(self, new: _NewQueries, first_level: list[_FirstLevelCluster]) -> list[tuple[Cluster, bool]]:
+        """Per first-level cluster: the existing cluster it merges into (``True``), else a new
+        cluster named after its first query (``False``)."""
+        reps = np.stack([
+            weighted_representative(new.vectors[fl.members], [len(new.events[i]) for i in fl.members])
+            for fl in first_level
+        ])
+        targets = self.merger.targets(reps, [fl.scope for fl in first_level])
+        out: list[tuple[Cluster, bool]] = []
+        for fl, target in zip(first_level, targets, strict=True):
+            if target is not None:
+                out.append((self.clusters[target[0]], True))
+                continue
+            first = fl.members[0]
+            cid = cluster_id_for(*new.keys[first])
+            cluster = Cluster(cid, fl.scope, new.events[first][0].app, np.zeros(self.embedder.dim, np.float32))
+            self.clusters[cid] = cluster
+            out.append((cluster, False))
+        return out
+
+    def _add_queries(self, cluster: Cluster, members: list[int], new: _NewQueries, placement: _Placement) -> None:
+        """Add new queries to ``cluster``: as an alias of a near-identical group (nearly the same
+        words AND the same entity values), else as a group of their own."""
+        known_by_slots: dict[Slots, tuple[list[np.ndarray], list[int]]] = defaultdict(lambda: ([], []))
+        for g in cluster.group_ids:
+            group = self.groups[g]
+            known_by_slots[group.slots][0].append(group.embedding)
+            known_by_slots[group.slots][1].append(g)
+        for i in members:
+            (scope, norm), evs, slots = new.keys[i], new.events[i], new.templated[i].slots
+            gid = group_id_for(scope, norm)
+            known, known_ids = known_by_slots[slots]
+            dup = near_duplicates(
+                new.vectors[i : i + 1], np.stack(known) if known else np.zeros((0, self.embedder.dim)),
+                self.settings.near_duplicate_similarity,
+            )[0]
+            alias_of = known_ids[dup] if dup is not None else None
+            self.groups[gid] = QueryGroup(
+                gid, scope, evs[0].app, norm, evs[0].query, cluster.cluster_id, new.vectors[i],
+                alias_of=alias_of, slots=slots,
+            )
+            placement.changed.add(gid)
+            if alias_of is not None:
+                self._canonical[(scope, norm)] = alias_of
+                placement.touched.setdefault(alias_of, []).extend(evs)
+                placement.changed.add(alias_of)
+                placement.near_duplicates += 1
+            else:
+                self._canonical[(scope, norm)] = gid
+                cluster.group_ids.append(gid)
+                known.append(new.vectors[i])
+                known_ids.append(gid)
+                placement.touched[gid] = list(evs)
+
+    def _count_records(self, touched: dict[int, list[FCLogEvent]]) -> list[Cluster]:
+        """Count the records into their groups and clusters; the touched clusters."""
+        clusters: dict[int, Cluster] = {}
+        for gid, evs in touched.items():
             group = self.groups[gid]
             cluster = self.clusters[group.cluster_id]
-            touched_clusters[cluster.cluster_id] = cluster
+            clusters[cluster.cluster_id] = cluster
             for ev in evs:
                 fn = ev.call.name if ev.call else NO_CALL
                 group.count += 1
@@ -328,9 +465,18 @@ class OnlineClusterLearner(LearnerViews):
                 cluster.function_counts[fn] += 1
                 cluster.weighted_sum = cluster.weighted_sum + group.embedding
                 cluster.weight += 1.0
+        return list(clusters.values())
+
+    def _example_candidates(self, touched: dict[int, list[FCLogEvent]]) -> _Examples:
+        """The batch's best records per touched group, serialised as examples."""
+        tools_json: dict[str, str] = {}
+        # Events of a batch often share their tool objects (the parser caches them): serialise
+        # each list once. Keyed by object ids, which are stable while the batch holds the events.
+        tools_key_of: dict[tuple[int, ...], str] = {}
+        candidates: dict[int, list[StoredExample]] = defaultdict(list)
+        for gid, evs in touched.items():
             # Only the batch's best `cap` events per function can survive selection: serialise those.
-            ranked = select_examples([_Candidate.of(ev) for ev in evs], cap)
-            for cand in ranked:
+            for cand in select_examples([_Candidate.of(ev) for ev in evs], self.settings.max_examples_per_query):
                 ev = cand.event
                 ids = tuple(map(id, ev.tools))
                 tkey = tools_key_of.get(ids)
@@ -346,88 +492,71 @@ class OnlineClusterLearner(LearnerViews):
                         call_json=ev.call.model_dump_json() if ev.call else "null", tools_key=tkey,
                     )
                 )
-        if candidates:
-            kept_before: dict[int, list[StoredExample]] = defaultdict(list)
-            for ex in self.db.examples_of(candidates):
-                kept_before[ex.group_id].append(ex)
-            kept = [
-                e for gid in candidates
-                for e in select_examples(kept_before[gid] + candidates[gid], self.settings.max_examples_per_query)
-            ]
-            self.db.replace_examples(candidates, kept)
+        return _Examples(dict(candidates), tools_json)
 
-        flips: list[str] = []
-        for cluster in touched_clusters.values():
+    def _keep_examples(self, candidates: dict[int, list[StoredExample]]) -> None:
+        """Re-select each group's kept examples among those kept before and the candidates."""
+        if not candidates:
+            return
+        kept_before: dict[int, list[StoredExample]] = defaultdict(list)
+        for ex in self.db.examples_of(candidates):
+            kept_before[ex.group_id].append(ex)
+        kept = [
+            e for gid in candidates
+            for e in select_examples(kept_before[gid] + candidates[gid], self.settings.max_examples_per_query)
+        ]
+        self.db.replace_examples(candidates, kept)
+
+    def _relabel(self, clusters: list[Cluster]) -> list[Cluster]:
+        """Label the touched clusters again; those published before whose label flipped
+        (simple or not)."""
+        flipped: list[Cluster] = []
+        for cluster in clusters:
             decision = self.labeler.label(cluster.function_counts)
             if (cluster.label == "simple") != (decision.label == "simple") and cluster.version > 0:
-                flips.append(cluster_key(cluster.cluster_id))
+                flipped.append(cluster)
             cluster.label = decision.label
             cluster.dominant_function = decision.dominant_function
             cluster.dominant_share = decision.dominant_share
             cluster.share_lower_bound = decision.share_lower_bound
             cluster.version += 1
-        out.label_flips = len(flips)
+        return flipped
 
-        self.state_version += 1
-        for cluster in touched_clusters.values():
-            cluster.changed_at = self.state_version
-        out.state_version = self.state_version
-        out.triggers = self._update_triggers(accepted, touched_groups, flips)
-        if out.triggers:
+    def _advance_store_version(self, clusters: list[Cluster]) -> None:
+        """A new state version, stamped on the touched clusters."""
+        self.store_version += 1
+        for cluster in clusters:
+            cluster.changed_at = self.store_version
+
+    def _retrain_triggers(self, touched: dict[int, list[FCLogEvent]], flipped: list[Cluster]) -> list[RetrainTrigger]:
+        """The triggers the policy says are due after this batch."""
+        by_cluster = ((self.clusters[self.groups[gid].cluster_id], evs) for gid, evs in touched.items())
+        return [retrain_trigger(self, due) for due in self.trigger_policy.record_batch(by_cluster, flipped)]
+
+    def _persist(
+        self,
+        admitted: _Admitted,
+        placement: _Placement,
+        clusters: list[Cluster],
+        examples: _Examples,
+        learned: list[LearnedEntity],
+        triggers: list[RetrainTrigger],
+    ) -> None:
+        """Write the batch's changes (within the open transaction) and advance the applied offsets."""
+        if triggers:
             pending = json.loads(self.db.get_meta("pending_triggers", "[]") or "[]")
-            pending.extend(t.model_dump(mode="json") for t in out.triggers)
+            pending.extend(t.model_dump(mode="json") for t in triggers)
             self.db.set_meta("pending_triggers", json.dumps(pending))
-
-        self.db.save_groups(self.groups[g] for g in changed_groups | set(touched_groups))
-        self.db.save_clusters(touched_clusters.values())
-        self.db.save_tools(tools_json)
-        self.db.mark_seen(ev.event_id for ev in accepted)
-        self.db.set_applied(offsets)
+        self.db.save_groups(self.groups[g] for g in placement.changed | set(placement.touched))
+        self.db.save_clusters(clusters)
+        self.db.save_tools(examples.tools_json)
+        self.db.mark_seen(ev.event_id for ev in admitted.events)
+        self.db.set_applied(admitted.offsets)
         self.db.add_entities(learned)
-        self.db.set_meta("state_version", str(self.state_version))
-        self.db.set_meta("trigger_state", json.dumps(self._trigger_state, sort_keys=True))
-        for key, off in offsets.items():
+        self.db.set_meta(STORE_VERSION_KEY, str(self.store_version))
+        self.db.set_meta("trigger_state", self.trigger_policy.to_json())
+        for key, off in admitted.offsets.items():
             self._applied[key] = max(self._applied.get(key, -1), off)
-        out.changed = [self.cluster_state(c) for c in sorted(touched_clusters.values(), key=lambda c: c.cluster_id)]
-        return out
-
-    def _update_triggers(
-        self, accepted: list[FCLogEvent], touched: dict[int, list[FCLogEvent]], flips: list[str]
-    ) -> list[RetrainTrigger]:
-        per_app_new: Counter[str] = Counter()
-        for gid, evs in touched.items():
-            cluster = self.clusters[self.groups[gid].cluster_id]
-            if cluster.label != "simple":
-                continue
-            per_app_new[cluster.app] += sum(1 for e in evs if e.call and e.call.name == cluster.dominant_function)
-        flips_by_app: dict[str, list[str]] = defaultdict(list)
-        for key in flips:
-            cid = int(key[1:], 16)
-            flips_by_app[self.clusters[cid].app].append(key)
-        triggers = []
-        for app in sorted(set(per_app_new) | set(flips_by_app)):
-            st = self._trigger_state.setdefault(app, {"new": 0, "flipped": []})
-            st["new"] = int(st["new"]) + per_app_new[app]  # type: ignore[call-overload]
-            st["flipped"] = sorted(set(st["flipped"]) | set(flips_by_app[app]))  # type: ignore[arg-type]
-            n_new, flipped = int(st["new"]), list(st["flipped"])  # type: ignore[call-overload, arg-type]
-            if n_new >= self.trigger_settings.min_new_examples or len(flipped) >= self.trigger_settings.min_label_flips:
-                simple = [c for c in self.clusters.values() if c.app == app and c.label == "simple"]
-                triggers.append(
-                    RetrainTrigger(
-                        trigger_id=f"{app}:{self.state_version}",
-                        app=app,
-                        reason="new_examples" if n_new >= self.trigger_settings.min_new_examples else "labels_changed",
-                        new_examples=n_new,
-                        total_examples=sum(self.training_examples(c) for c in simple),
-                        simple_clusters=len(simple),
-                        flipped_clusters=flipped,
-                        store_version=self.state_version,
-                        embedder_id=self.embedder.model_id,
-                        created_at=datetime.now(UTC),
-                    )
-                )
-                self._trigger_state[app] = {"new": 0, "flipped": []}
-        return triggers
 
     def process(
         self, items: Sequence[SourcedItem[FCLogEvent]], also_applied: Sequence[tuple[str, int, int]] = ()
@@ -453,10 +582,10 @@ class OnlineClusterLearner(LearnerViews):
         triggers = [RetrainTrigger.model_validate(t) for t in json.loads(self.db.get_meta("pending_triggers", "[]") or "[]")]
         return states, triggers
 
-    def mark_published(self, state_version: int) -> None:
-        """Everything up to ``state_version`` has reached the broker."""
+    def mark_published(self, store_version: int) -> None:
+        """Everything up to ``store_version`` has reached the broker."""
         self.db.begin()
-        self.db.set_meta("published_version", str(state_version))
+        self.db.set_meta("published_version", str(store_version))
         self.db.set_meta("pending_triggers", "[]")
         self.db.commit()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -13,10 +13,20 @@ import numpy as np
 class ExampleLike(Protocol):
     """What example selection needs to know."""
 
-    event_id: str
-    function: str
-    timestamp: datetime
-    completeness: int
+    @property
+    def event_id(self) -> str: ...
+
+    @property
+    def function(self) -> str: ...
+
+    @property
+    def timestamp(self) -> datetime: ...
+
+    @property
+    def completeness(self) -> int: ...
+
+
+E = TypeVar("E", bound=ExampleLike)
 
 
 def argument_completeness(arguments: Mapping[str, Any]) -> int:
@@ -24,13 +34,13 @@ def argument_completeness(arguments: Mapping[str, Any]) -> int:
     return sum(1 for v in arguments.values() if v not in (None, "", [], {}))
 
 
-def select_examples(examples: Sequence[ExampleLike], cap: int) -> list[ExampleLike]:
+def select_examples(examples: Sequence[E], cap: int) -> list[E]:
     """Keep at most ``cap`` examples per function: most complete arguments first, then most
     recent, then event id (deterministic)."""
-    by_function: dict[str, list[ExampleLike]] = {}
+    by_function: dict[str, list[E]] = {}
     for ex in examples:
         by_function.setdefault(ex.function, []).append(ex)
-    kept: list[ExampleLike] = []
+    kept: list[E] = []
     for function in sorted(by_function):
         ranked = sorted(
             by_function[function], key=lambda e: (-e.completeness, -e.timestamp.timestamp(), e.event_id)

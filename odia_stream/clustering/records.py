@@ -8,6 +8,8 @@ from datetime import datetime
 
 import numpy as np
 
+from odia_stream.keys import GroupKey
+
 
 @dataclass
 class QueryGroup:
@@ -27,6 +29,12 @@ class QueryGroup:
     alias_of: int | None = None
     #: Entity values found in the query when it was first seen ((type, value) pairs).
     slots: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key(self) -> GroupKey:
+        """``(scope, normalised query)``: what records are matched to the group by
+        (:func:`~odia_stream.keys.group_key_of`)."""
+        return self.scope, self.norm
 
 
 @dataclass

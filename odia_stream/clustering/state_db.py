@@ -15,6 +15,9 @@ import numpy as np
 
 from odia_stream.clustering.records import Cluster, QueryGroup, StoredExample
 
+#: The meta key of the learner's store version (its first name, kept so existing state files load).
+STORE_VERSION_KEY = "state_version"
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS offsets (topic TEXT, partition INTEGER, applied INTEGER, PRIMARY KEY (topic, partition));

@@ -14,17 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from odia_stream.clustering.records import Cluster, QueryGroup
-from odia_stream.clustering.state_db import LearnerStateDB
+from odia_stream.clustering.state_db import STORE_VERSION_KEY, LearnerStateDB
+from odia_stream.keys import TemplatedQuery, TemplateKey, cluster_key
 from odia_stream.labels import WilsonLabeler
-from odia_stream.normalize import normalize_query
 from odia_stream.settings import ClusteringSettings
 from odia_stream.templates import EntityDictionary, QueryTemplater
 from schemas import ClusterState
-
-
-def cluster_key(cluster_id: int) -> str:
-    """The cluster id as it appears on topics (``c<hex>``)."""
-    return f"c{cluster_id:016x}"
 
 
 @dataclass(frozen=True)
@@ -55,7 +50,7 @@ class LearnerSummary:
     undecided: int
     training_examples: int
     entities: int
-    state_version: int
+    store_version: int
 
 
 class LearnerViews:
@@ -68,7 +63,7 @@ class LearnerViews:
     dictionaries: dict[str, EntityDictionary]
     _templaters: dict[str, QueryTemplater]
     _dictionary_factory: Callable[[], EntityDictionary]
-    state_version: int
+    store_version: int
 
     @property
     def embedder_id(self) -> str:  # pragma: no cover - overridden
@@ -86,6 +81,10 @@ class LearnerViews:
         """The templater over ``app``'s dictionary."""
         self.dictionary_of(app)
         return self._templaters[app]
+
+    def templated(self, group: QueryGroup) -> TemplatedQuery:
+        """A group's query templated with its app's current dictionary."""
+        return TemplatedQuery.of(group.app, group.scope, self.templater_of(group.app).template(group.query))
 
     # -- views ---------------------------------------------------------------------------------
     def training_examples(self, cluster: Cluster) -> int:
@@ -130,14 +129,13 @@ class LearnerViews:
         """Template clusters: queries with entities grouped by (scope, template) under the current
         dictionaries, labelled like semantic clusters; those with at least ``min_queries`` queries,
         largest first. Derived from the groups, so it is the same after any replay or restart."""
-        pooled: dict[tuple[str, str, str], tuple[int, int, Counter[str]]] = {}
+        pooled: dict[TemplateKey, tuple[int, int, Counter[str]]] = {}
         for g in self.groups.values():
             if g.alias_of is not None:
                 continue
-            t = self.templater_of(g.app).template(g.query)
-            if not t.has_entities:
+            key = self.templated(g).template_key
+            if key is None:
                 continue
-            key = (g.app, g.scope, normalize_query(t.text))
             n, size, counts = pooled.get(key, (0, 0, Counter()))
             pooled[key] = (n + 1, size + g.count, counts + g.function_counts)
         out = []
@@ -163,7 +161,7 @@ class LearnerViews:
             undecided=labels["undecided"],
             training_examples=sum(self.training_examples(c) for c in self.clusters.values()),
             entities=sum(len(d) for d in self.dictionaries.values()),
-            state_version=self.state_version,
+            store_version=self.store_version,
         )
 
 
@@ -190,7 +188,7 @@ class LearnerView(LearnerViews):
         # later (training sets) all come from the same committed state, while ingest goes on.
         self.db.conn.execute("BEGIN")
         self._embedder_id = self.db.get_meta("embedder_id") or ""
-        self.state_version = int(self.db.get_meta("state_version", "0") or 0)
+        self.store_version = int(self.db.get_meta(STORE_VERSION_KEY, "0") or 0)
         self.clusters = {c.cluster_id: c for c in self.db.load_clusters()}
         self.groups = {g.group_id: g for g in self.db.load_groups()}
         for app, etype, value, count in self.db.entities():

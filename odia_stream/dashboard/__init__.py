@@ -1,11 +1,11 @@
 """The dashboard's view-model: cluster-state, response and model-update records folded into what
 the page shows (clusters, totals by label, coverage and latency over time, versions).
 
-Pure and Kafka-free; ``agents/dashboard.py`` reads the topics and serves the page.
+Pure and Kafka-free; ``odia/dashboard_server.py`` reads the topics and serves the page.
 """
 
 from odia_stream.dashboard.assets import STATIC_FILES, read_static
-from odia_stream.dashboard.clusters import ClusterTable
+from odia_stream.dashboard.clusters import LatestClusterStates
 from odia_stream.dashboard.state import RECORD_KINDS, DashboardState, InvalidRecord, RecordKind
 from odia_stream.dashboard.traffic import TrafficSeries
 from odia_stream.dashboard.versions import VersionBoard
@@ -24,7 +24,7 @@ __all__ = [
     "RECORD_KINDS",
     "STATIC_FILES",
     "ClusterRow",
-    "ClusterTable",
+    "LatestClusterStates",
     "DashboardState",
     "DashboardView",
     "InvalidRecord",

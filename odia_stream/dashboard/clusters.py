@@ -11,7 +11,7 @@ from schemas import ClusterLabel, ClusterState
 LABELS: tuple[ClusterLabel, ...] = get_args(ClusterLabel)
 
 
-class ClusterTable:
+class LatestClusterStates:
     """Latest ``ClusterState`` per key, as a compacted topic would keep it.
 
     Records are applied in topic order (a key always lives in one partition, so per-key order

@@ -6,7 +6,7 @@ from typing import Literal, get_args
 
 from pydantic import ValidationError
 
-from odia_stream.dashboard.clusters import ClusterTable
+from odia_stream.dashboard.clusters import LatestClusterStates
 from odia_stream.dashboard.traffic import TrafficSeries
 from odia_stream.dashboard.versions import VersionBoard
 from odia_stream.dashboard.view import DashboardView, StreamStats
@@ -49,7 +49,7 @@ class DashboardState:
 
     def __init__(self, settings: DashboardSettings) -> None:
         self.settings = settings
-        self.clusters = ClusterTable()
+        self.clusters = LatestClusterStates()
         self.traffic = TrafficSeries(settings.bucket_s, settings.max_buckets)
         self.versions = VersionBoard()
         self.records: dict[str, int] = dict.fromkeys(RECORD_KINDS, 0)

@@ -8,6 +8,7 @@ train/test split, e.g. the rewrites of one HammerBench dialogue) at the end of
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -59,6 +60,22 @@ class ReadStats:
         if len(self.problems) < keep:
             self.problems.append(message)
 
+    def skip_or_raise(
+        self, error: DatasetError, *, strict: bool, log: logging.Logger, cause: BaseException | None = None
+    ) -> None:
+        """A bad record: raise ``error`` (from ``cause``) when ``strict``; else count, note and log it.
+
+        >>> stats = ReadStats()
+        >>> stats.skip_or_raise(DatasetError("a.jsonl", 3, "not JSON"), strict=False, log=logging.getLogger())
+        >>> stats.skipped, stats.problems
+        (1, ['a.jsonl:3: not JSON'])
+        """
+        if strict:
+            raise error from cause
+        self.skipped += 1
+        self.note_problem(str(error))
+        log.warning("skipping %s", error)
+
 
 def stable_hash(text: str, length: int = 16) -> str:
     """Hex prefix of SHA-1 over ``text`` (UTF-8): stable across runs and machines."""
@@ -73,11 +90,6 @@ def dataset_timestamp(ordinal: int) -> datetime:
 def with_group(locator: str, group: str) -> str:
     """``source`` text: the record's locator plus its group key."""
     return f"{locator}{GROUP_MARK}{group}"
-
-
-def locator_of(source: str) -> str:
-    """The locator part of a ``source`` (without the group key)."""
-    return source.split(GROUP_MARK, 1)[0]
 
 
 def group_of(event: FCLogEvent) -> str:

@@ -344,12 +344,8 @@ def read_hammerbench(
                     first_ordinal=ordinal,
                 )
             except (ValueError, ValidationError, KeyError, TypeError) as exc:
-                reason = f"record {index}: {exc}"
-                if strict:
-                    raise DatasetError(file, None, reason) from exc
-                stats.skipped += 1
-                stats.note_problem(f"{file}: {reason}")
-                log.warning("skipping HammerBench %s %s", file, reason)
+                error = DatasetError(file, None, f"record {index}: {exc}")
+                stats.skip_or_raise(error, strict=strict, log=log, cause=exc)
                 continue
             stats.records += 1
             for event in events:

@@ -75,11 +75,7 @@ def read_jsonl(path: Path, *, strict: bool = True, stats: ReadStats | None = Non
                 stats.per_file[path.name] += 1
                 yield event
                 continue
-            if strict:
-                raise DatasetError(path, line_no, reason)
-            stats.skipped += 1
-            stats.note_problem(f"{path}:{line_no}: {reason}")
-            log.warning("skipping %s:%d: %s", path, line_no, reason)
+            stats.skip_or_raise(DatasetError(path, line_no, reason), strict=strict, log=log)
 
 
 def write_jsonl(events: Iterable[FCLogEvent], path: Path) -> int:

@@ -244,12 +244,8 @@ def read_snips(
                     source=with_group(locator, f"{APP}:q={stable_hash(query.casefold(), 12)}"),
                 )
             except (ValueError, ValidationError) as exc:
-                reason = f"utterance {index}: {exc}"
-                if strict:
-                    raise DatasetError(file, None, reason) from exc
-                stats.skipped += 1
-                stats.note_problem(f"{file}: {reason}")
-                log.warning("skipping SNIPS %s %s", file, reason)
+                error = DatasetError(file, None, f"utterance {index}: {exc}")
+                stats.skip_or_raise(error, strict=strict, log=log, cause=exc)
                 continue
             ordinal += 1
             stats.records += 1

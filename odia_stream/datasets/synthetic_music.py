@@ -45,7 +45,7 @@ from functools import cached_property, lru_cache
 from importlib import resources
 from itertools import accumulate
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 from odia_stream.datasets.base import DatasetError, ReadStats, dataset_timestamp, with_group
 from schemas import ChatMessage, FCLogEvent, FunctionCall, FunctionSpec, ToolCall, ToolSpec
@@ -54,6 +54,7 @@ __all__ = [
     "APP",
     "DEFAULT_EVENTS",
     "LANGUAGES",
+    "MusicKnobs",
     "SOURCE_PREFIX",
     "SYNTHETIC_DATASETS",
     "RecordKind",
@@ -589,17 +590,20 @@ class _Generator:
                 k += 1
 
 
+class MusicKnobs(TypedDict, total=False):
+    """Keyword knobs of the generator functions: fields of :class:`SyntheticMusicConfig` (its defaults)."""
+
+    languages: Sequence[str]
+    zipf_exponent: float
+    follow_up_rate: float
+    ambiguous_share: float
+    chitchat_share: float
+    inconsistency_share: float
+    app: str
+
+
 def iter_music_records(
-    n: int | None,
-    *,
-    seed: int = 0,
-    languages: Sequence[str] = LANGUAGES,
-    zipf_exponent: float = 1.1,
-    follow_up_rate: float = 0.3,
-    ambiguous_share: float = 0.05,
-    chitchat_share: float = 0.04,
-    inconsistency_share: float = 0.03,
-    app: str = APP,
+    n: int | None, *, seed: int = 0, **knobs: Unpack[MusicKnobs]
 ) -> Iterator[SyntheticMusicRecord]:
     """``n`` synthetic records (``None``: an endless stream), deterministic for ``seed``.
 
@@ -607,39 +611,20 @@ def iter_music_records(
     """
     if n is not None and n < 0:
         raise ValueError("n must be >= 0")
-    config = SyntheticMusicConfig(
-        languages=tuple(languages), zipf_exponent=zipf_exponent, follow_up_rate=follow_up_rate,
-        ambiguous_share=ambiguous_share, chitchat_share=chitchat_share,
-        inconsistency_share=inconsistency_share, app=app,
-    )
-    return _Generator(config, seed).records(n)
+    options: dict[str, Any] = dict(knobs)
+    if "languages" in options:
+        options["languages"] = tuple(options["languages"])
+    return _Generator(SyntheticMusicConfig(**options), seed).records(n)
 
 
-def iter_music_events(n: int | None, *, seed: int = 0, **options: Any) -> Iterator[FCLogEvent]:
+def iter_music_events(n: int | None, *, seed: int = 0, **knobs: Unpack[MusicKnobs]) -> Iterator[FCLogEvent]:
     """The events of :func:`iter_music_records` (same arguments)."""
-    return (r.event for r in iter_music_records(n, seed=seed, **options))
+    return (r.event for r in iter_music_records(n, seed=seed, **knobs))
 
 
-def generate_music_events(
-    n: int,
-    *,
-    seed: int,
-    languages: Sequence[str] = LANGUAGES,
-    zipf_exponent: float = 1.1,
-    follow_up_rate: float = 0.3,
-    ambiguous_share: float = 0.05,
-    chitchat_share: float = 0.04,
-    inconsistency_share: float = 0.03,
-    app: str = APP,
-) -> list[FCLogEvent]:
+def generate_music_events(n: int, *, seed: int, **knobs: Unpack[MusicKnobs]) -> list[FCLogEvent]:
     """``n`` synthetic music-app events as a list (see :func:`iter_music_records`)."""
-    return list(
-        iter_music_events(
-            n, seed=seed, languages=languages, zipf_exponent=zipf_exponent, follow_up_rate=follow_up_rate,
-            ambiguous_share=ambiguous_share, chitchat_share=chitchat_share,
-            inconsistency_share=inconsistency_share, app=app,
-        )
-    )
+    return list(iter_music_events(n, seed=seed, **knobs))
 
 
 # ------------------------------------------------------------------------------ dataset spec

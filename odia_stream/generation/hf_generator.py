@@ -23,12 +23,10 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 
 import torch
 
-from odia_stream.adapters.digest import adapter_sha256
+from odia_stream.generation.adapter_check import verify_adapter
 from odia_stream.generation.base_model import base_model_id, ensure_base_model, load_causal_lm, resolve_device
 from odia_stream.generation.protocol import (
-    AdapterBaseMismatch,
     AdapterError,
-    AdapterIntegrityError,
     AdapterNotLoaded,
     AdapterRef,
     GenerationRequest,
@@ -109,17 +107,8 @@ class HFGenerator:
             if self._loaded[ref.version] != ref.sha256:
                 raise AdapterError(f"adapter {ref.version} is loaded with other content; versions are never reused")
             return
-        if ref.base_model != self.base_model:
-            raise AdapterBaseMismatch(
-                f"adapter {ref.version} was trained on {ref.base_model!r}, this generator serves {self.base_model!r}"
-            )
+        verify_adapter(ref, (self.base_model,))
         path = Path(ref.path)
-        try:
-            actual = adapter_sha256(path)
-        except (OSError, ValueError) as exc:
-            raise AdapterIntegrityError(f"adapter {ref.version}: cannot read {path}: {exc}") from exc
-        if actual != ref.sha256:
-            raise AdapterIntegrityError(f"adapter {ref.version}: {path} hashes to {actual}, expected {ref.sha256}")
         started = time.perf_counter()
         # With another adapter loaded, transformers' load report lists that adapter's weights as
         # "MISSING ... newly initialized": they are not in this checkpoint, but they are left as

@@ -28,7 +28,8 @@ from odia_stream.generation.protocol import (
     GenerationRequest,
     GenerationResult,
 )
-from odia_stream.generation.vllm_generator import join_output, split_prefix, verify_adapter
+from odia_stream.generation.adapter_check import verify_adapter
+from odia_stream.generation.vllm_generator import join_output, split_prefix
 
 if TYPE_CHECKING:
     from odia_stream.settings import OdiaSettings

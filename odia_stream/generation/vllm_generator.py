@@ -30,12 +30,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from odia_stream.adapters.digest import adapter_sha256
+from odia_stream.generation.adapter_check import verify_adapter
 from odia_stream.generation.base_model import base_model_id, ensure_base_model
 from odia_stream.generation.protocol import (
-    AdapterBaseMismatch,
     AdapterError,
-    AdapterIntegrityError,
     AdapterNotLoaded,
     AdapterRef,
     GenerationRequest,
@@ -142,24 +140,6 @@ def join_output(prompt_prefix: str, forced_prefix: str, generated: str) -> str:
         f"assistant_prefix {forced_prefix!r} is not forced by the JSON schema: the constrained output "
         f"begins {generated[:40]!r}; give a prefix every output of the schema starts with, or none"
     )
-
-
-def verify_adapter(ref: AdapterRef, accepted_bases: Sequence[str]) -> None:
-    """Raise unless ``ref``'s files hash to its sha256 and it was trained on one of ``accepted_bases``."""
-    if ref.base_model not in accepted_bases:
-        raise AdapterBaseMismatch(
-            f"adapter {ref.version} was trained on {ref.base_model!r}; "
-            f"this generator serves {accepted_bases[0]!r}"
-        )
-    if not (Path(ref.path) / "adapter_config.json").is_file():
-        raise AdapterError(
-            f"adapter {ref.version}: {ref.path} is not a peft adapter folder (no adapter_config.json)"
-        )
-    actual = adapter_sha256(Path(ref.path))
-    if actual != ref.sha256:
-        raise AdapterIntegrityError(
-            f"adapter {ref.version}: files hash to {actual}, published as {ref.sha256}"
-        )
 
 
 class VllmGenerator:

@@ -1,8 +1,10 @@
 """The large model: an OpenAI-compatible chat-completions client, or a simulated replay of a dataset.
 
->>> from odia_stream.large_model import build_large_model  # doctest: +SKIP
->>> model = build_large_model(settings)                     # doctest: +SKIP
->>> answer = await model.call(serve_request)                # doctest: +SKIP
+Usage (inside a coroutine, with settings and a ``ServeRequest``)::
+
+    from odia_stream.large_model import build_large_model
+    model = build_large_model(settings)
+    answer = await model.call(serve_request)
 """
 
 from odia_stream.large_model.factory import build_large_model

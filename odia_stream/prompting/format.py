@@ -26,6 +26,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
+from odia_stream.context import Turn
 from odia_stream.evaluation.output_schema import build_output_schema
 from odia_stream.prompting.aliases import ArgumentAliases
 from odia_stream.prompting.compact import render_tools_compact, render_tools_json
@@ -73,15 +74,9 @@ class OutputParseError(ValueError):
     """The model's output is not a call in the expected format."""
 
 
-class PromptRecord(Protocol):
+class PromptRecord(Turn, Protocol):
     """What a prompt and its target are rendered from (``FCLogEvent`` and ``TrainingRecord`` fit)."""
 
-    @property
-    def query(self) -> str: ...
-    @property
-    def history(self) -> Sequence[ChatMessage]: ...
-    @property
-    def tools(self) -> Sequence[ToolSpec]: ...
     @property
     def call(self) -> FunctionCall | None: ...
 

@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 import numpy as np
 from tqdm import tqdm
@@ -26,6 +26,7 @@ from tqdm import tqdm
 from odia_stream.clustering.records import Cluster, QueryGroup
 from odia_stream.clustering.state_db import LearnerStateDB
 from odia_stream.embedding import Embedder
+from odia_stream.keys import TemplatedQuery, TemplateKey
 from odia_stream.labels import NO_CALL, WilsonLabeler
 from odia_stream.routing.calibration import Threshold, choose_threshold
 from odia_stream.routing.classifier import COMPLEX, TrainedClassifier
@@ -34,8 +35,7 @@ from odia_stream.routing.error_budget import ErrorBudget
 from odia_stream.routing.features import context_features, feature_matrix
 from odia_stream.routing.holdout import (
     HeldOutMatch,
-    TemplateKey,
-    held_out_text,
+    held_out_template,
     leave_one_out_matches,
     leave_one_out_templates,
     pool_templates,
@@ -61,7 +61,7 @@ class LearnerState(Protocol):
     groups: dict[int, QueryGroup]
     settings: ClusteringSettings
     labeler: WilsonLabeler
-    state_version: int
+    store_version: int
     db: LearnerStateDB
 
     @property
@@ -129,9 +129,10 @@ def held_out_embeddings(
     texts: list[str] = []
     keys: list[TemplateKey | None] = []
     for g, values in zip(groups, taught, strict=True):
-        text, has_entities = held_out_text(g.query, state.templater_of(g.app), state.dictionary_of(g.app), values)
-        texts.append(text)
-        keys.append((g.app, g.scope, text) if has_entities else None)
+        template = held_out_template(g.query, state.templater_of(g.app), state.dictionary_of(g.app), values)
+        held = TemplatedQuery.of(g.app, g.scope, template)
+        texts.append(held.text)
+        keys.append(held.template_key)
     chunks = []
     for start in tqdm(range(0, len(texts), batch_size), desc="router: embedding held-out queries", unit="batch",
                       disable=not progress):
@@ -171,6 +172,14 @@ def _threshold_report(t: Threshold) -> dict[str, Any]:
         "value": t.value if t.enabled else None, "precision": None if math.isnan(t.precision) else t.precision,
         "lower_bound": t.lower_bound, "routed_records": t.routed, "coverage": t.coverage, "items": t.items,
     }
+
+
+class SnapshotOptions(TypedDict, total=False):
+    """The keyword options of :func:`build_snapshot`, for the functions that pass them on to it."""
+
+    adapter_version: str | None
+    adapter_functions: Collection[str] | None
+    progress: bool
 
 
 def build_snapshot(
@@ -285,7 +294,7 @@ def build_snapshot(
         embedder_id=state.embedder_id,
         dim=int(table.vectors.shape[1]),
         scope_mode=state.settings.scope,
-        store_version=state.state_version,
+        store_version=state.store_version,
         adapter_version=adapter_version,
         adapter_functions=tuple(sorted(served)) if served is not None else None,
         target_precision=target,
@@ -301,19 +310,11 @@ def build_snapshot(
 
 
 def publish_router(
-    state: LearnerState,
-    settings: OdiaSettings,
-    embedder: Embedder,
-    *,
-    adapter_version: str | None = None,
-    adapter_functions: Collection[str] | None = None,
-    progress: bool = False,
+    state: LearnerState, settings: OdiaSettings, embedder: Embedder, **options: Unpack[SnapshotOptions]
 ) -> SnapshotInfo:
-    """Build a snapshot of ``state`` and write it under :func:`snapshot_root`; returns where it is."""
-    snapshot = build_snapshot(
-        state, settings, embedder, adapter_version=adapter_version, adapter_functions=adapter_functions, progress=progress
-    )
-    return write_snapshot(snapshot, snapshot_root(settings))
+    """Build a snapshot of ``state`` (options as in :func:`build_snapshot`) and write it under
+    :func:`snapshot_root`; returns where it is."""
+    return write_snapshot(build_snapshot(state, settings, embedder, **options), snapshot_root(settings))
 
 
 def router_builder(settings: OdiaSettings, embedder: Embedder) -> Callable[[LearnerState, str], str]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from odia_stream.labels import wilson_lower_bound
+from odia_stream.stats import wilson_lower_bound
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from odia_stream.labels import wilson_lower_bound
+from odia_stream.stats import wilson_lower_bound
 
 
 @dataclass(frozen=True)

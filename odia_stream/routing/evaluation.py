@@ -14,9 +14,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from odia_stream.context import scope_key
+from odia_stream.keys import group_key_of
 from odia_stream.labels import NO_CALL
-from odia_stream.normalize import normalize_query
 from odia_stream.routing.builder import LearnerState
 from odia_stream.routing.decision import Decision
 from schemas import FCLogEvent, ServeRequest
@@ -103,11 +102,11 @@ def evaluate_decisions(
 def truly_simple_flags(state: LearnerState, events: Sequence[FCLogEvent]) -> list[bool]:
     """Per event: its query group in ``state`` (a learner trained on all data) is in a simple
     cluster whose dominant function the event calls."""
-    by_key = {(g.scope, g.norm): g for g in state.groups.values()}
+    by_key = {g.key: g for g in state.groups.values()}
     mode = state.settings.scope
     flags = []
     for ev in events:
-        g = by_key.get((scope_key(ev.app, ev.tools, ev.history, mode), normalize_query(ev.query)))
+        g = by_key.get(group_key_of(ev, mode))
         if g is None:
             flags.append(False)
             continue

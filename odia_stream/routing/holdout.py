@@ -4,7 +4,7 @@ Every query group is scored as if it had never been learned (leave one group out
 
 * its query is templated as a new request would be: without the entity values that only its own
   call taught the dictionary (the learner templated it knowing its call's arguments; serving
-  never does), and embedded again (:func:`held_out_text`);
+  never does), and embedded again (:func:`held_out_template`);
 * its own cluster's representative and function counts are recomputed without it (exactly, from
   the cluster's count-weighted sum of embeddings), the cluster is relabelled, and the nearest
   cluster of its scope is found again; template clusters are pooled without it the same way.
@@ -22,14 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from odia_stream.clustering.records import Cluster, QueryGroup
+from odia_stream.keys import TemplatedQuery, TemplateKey, template_text
 from odia_stream.labels import WilsonLabeler
-from odia_stream.normalize import normalize_query
 from odia_stream.routing.error_budget import ErrorBudget
 from odia_stream.routing.snapshot import ClusterTable
-from odia_stream.templates import EntityDictionary, QueryTemplater, normalize_text, render_template
-
-#: ``(app, scope, normalised template)`` of a query with entities.
-TemplateKey = tuple[str, str, str]
+from odia_stream.templates import EntityDictionary, QueryTemplater, Template, normalize_text, render_template
 
 
 @dataclass(frozen=True)
@@ -60,12 +57,11 @@ def taught_values(call_arguments: Sequence[Mapping[str, object]]) -> frozenset[s
     return frozenset(normalize_text(s).strip() for args in call_arguments for v in args.values() for s in _strings(v))
 
 
-def held_out_text(
+def held_out_template(
     query: str, templater: QueryTemplater, dictionary: EntityDictionary, taught: frozenset[str]
-) -> tuple[str, bool]:
-    """The normalised template a new request with ``query`` would get, and whether it holds an
-    entity: values known only because this query's own call taught them (learned, counted once)
-    stay as they are."""
+) -> Template:
+    """The template a new request with ``query`` would get: values known only because this
+    query's own call taught them (learned, counted once) stay as they are."""
     spans = []
     for span in templater.matcher.match(query):
         info = dictionary.get(span.type, span.value)
@@ -75,7 +71,15 @@ def held_out_text(
         )
         if not only_ours:
             spans.append(span)
-    return normalize_query(render_template(query, spans).text), bool(spans)
+    return render_template(query, spans)
+
+
+def held_out_text(
+    query: str, templater: QueryTemplater, dictionary: EntityDictionary, taught: frozenset[str]
+) -> tuple[str, bool]:
+    """The normalised :func:`held_out_template` text and whether it holds an entity."""
+    template = held_out_template(query, templater, dictionary, taught)
+    return template_text(template), template.has_entities
 
 
 def routing_label(label: str, function: str | None, routable: Callable[[str | None], bool]) -> str:
@@ -148,11 +152,7 @@ def template_keys(
     groups: Sequence[QueryGroup], templater_of: Callable[[str], QueryTemplater]
 ) -> list[TemplateKey | None]:
     """Each group's template key under the full dictionary (``None`` without a known entity)."""
-    keys: list[TemplateKey | None] = []
-    for g in groups:
-        t = templater_of(g.app).template(g.query)
-        keys.append((g.app, g.scope, normalize_query(t.text)) if t.has_entities else None)
-    return keys
+    return [TemplatedQuery.of(g.app, g.scope, templater_of(g.app).template(g.query)).template_key for g in groups]
 
 
 def pool_templates(

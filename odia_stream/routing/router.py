@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from odia_stream.context import ScopeMode, scope_key
+from odia_stream.context import ScopeMode
 from odia_stream.embedding import Embedder
+from odia_stream.keys import TemplatedQuery, TemplateKey, budget_key
 from odia_stream.normalize import normalize_query
 from odia_stream.routing.builder import budget_of, snapshot_root
 from odia_stream.routing.classifier import COMPLEX
@@ -26,20 +27,15 @@ from odia_stream.routing.error_budget import ErrorBudget
 from odia_stream.routing.features import context_features
 from odia_stream.routing.lookup import ClusterLookup, IndexClusterLookup, MatrixClusterLookup, fill_index
 from odia_stream.routing.safety import SafetyRules
-from odia_stream.routing.snapshot import RouterSnapshot, find_snapshot, load_snapshot
+from odia_stream.routing.snapshot import RouterSnapshot, TemplateEntry, find_snapshot, load_snapshot
 from odia_stream.settings import OdiaSettings, RouterSettings
 from odia_stream.store import EmbedderMismatchError, EmbedderSpec, open_cluster_index
 from odia_stream.templates import EntityDictionary, QueryTemplater
 from schemas import ServeRequest
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedQuery:
-    """A request's scope and the text that is embedded (its normalised NER template)."""
-
-    scope: str
-    text: str
-    has_entities: bool
+#: A request's scope, template and the text that is embedded (its normalised NER template).
+PreparedQuery = TemplatedQuery
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +45,6 @@ class _Candidate:
     stage: Stage
     reason: Reason
     key: str | None
-
-
-def cluster_key_of(cluster_id: Hashable) -> str:
-    """``c<hex>`` for an integer cluster id; keys (``c…``/``t…``) pass through."""
-    if isinstance(cluster_id, int):
-        return f"c{cluster_id:016x}"
-    if isinstance(cluster_id, str) and cluster_id[:1] in ("c", "t"):
-        return cluster_id
-    raise ValueError(f"not a cluster id or key: {cluster_id!r}")
 
 
 class Router:
@@ -84,7 +71,7 @@ class Router:
         table = snapshot.clusters
         self.lookup: ClusterLookup = lookup or MatrixClusterLookup(table.vectors, table.scopes)
         self._templaters = {app: QueryTemplater(d) for app, d in snapshot.dictionaries.items()}
-        self._templates = {(t.app, t.scope, t.template): t for t in snapshot.templates}
+        self._templates: dict[TemplateKey, TemplateEntry] = {(t.app, t.scope, t.template): t for t in snapshot.templates}
         self.safety = SafetyRules(
             snapshot.catalog, frozenset(settings.never_small), check_tool_sets=snapshot.scope_mode in ("tools+context", "tools")
         )
@@ -108,14 +95,8 @@ class Router:
 
     # -- deciding ------------------------------------------------------------------------------
     def prepare(self, request: ServeRequest) -> PreparedQuery:
-        """The request's scope and its normalised template text, exactly as the learner computes them."""
-        templater = self._templaters.get(request.app, self._empty_templater)
-        template = templater.template(request.query)
-        return PreparedQuery(
-            scope_key(request.app, request.tools, request.history, self._scope_mode),
-            normalize_query(template.text),
-            template.has_entities,
-        )
+        """The request's scope and its normalised template text (:mod:`odia_stream.keys`, as the learner)."""
+        return TemplatedQuery.of_record(request, self._scope_mode, self._templaters.get(request.app, self._empty_templater))
 
     def _large(self, reason: Reason, stage: Stage, t0: float, embed_ms: float, function: str | None = None,
                score: float | None = None, key: str | None = None) -> Decision:
@@ -140,8 +121,9 @@ class Router:
             elif label == "complex":
                 return self._large(Reason.COMPLEX_CLUSTER, "match", t0, embed_ms, table.functions[hit.row],
                                    hit.score, table.key(hit.row))
-        if candidate is None and prep.has_entities:
-            entry = self._templates.get((request.app, prep.scope, prep.text))
+        template_key = prep.template_key
+        if candidate is None and template_key is not None:
+            entry = self._templates.get(template_key)
             if entry is not None and entry.lower_bound >= self.template_threshold:
                 candidate = _Candidate(entry.function, entry.lower_bound, "template", Reason.TEMPLATE_MATCH, entry.key)
         if candidate is None:
@@ -198,7 +180,7 @@ class Router:
     # -- feedback ------------------------------------------------------------------------------
     def record_agreement(self, cluster_id: Hashable, agreed: bool) -> None:
         """Record a shadow check of a cluster (its ``c…`` key, ``t…`` template key or integer id)."""
-        self.budget.record(cluster_key_of(cluster_id), agreed)
+        self.budget.record(budget_key(cluster_id), agreed)
 
     def close(self) -> None:
         """Release the lookup's store, if it holds one."""

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from odia_stream.keys import cluster_key, template_cluster_key
 from odia_stream.routing.calibration import Threshold
 from odia_stream.routing.classifier import LinearRouteModel
 from odia_stream.routing.safety import ToolCatalog
@@ -78,7 +79,7 @@ class ClusterTable:
 
     def key(self, row: int) -> str:
         """The cluster key of a row (``c<hex>``, as on the cluster-state topic)."""
-        return f"c{int(self.ids[row]):016x}"
+        return cluster_key(int(self.ids[row]))
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,7 @@ class TemplateEntry:
     @property
     def key(self) -> str:
         """Stable key of the template cluster (``t<hex>``), the key of its error budget."""
-        digest = hashlib.blake2b("\x1f".join((self.app, self.scope, self.template)).encode(), digest_size=8)
-        return "t" + digest.hexdigest()
+        return template_cluster_key(self.app, self.scope, self.template)
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,7 +12,12 @@ Per request (pure async logic, no Kafka):
 5. served small: maybe start a shadow check (off the critical path).
 
 Every path returns exactly one response: errors become a response with ``error`` set and
-``served_by = "none"``.
+``served_by = "none"``, built by this module alone.
+
+:meth:`ServeEngine.answer_raw` takes a request as it came off the wire (value, key, position):
+a message that cannot be read (:func:`~odia_stream.serving.requests.parse_request`) is answered
+with an error response (``route_reason = "malformed_request"``, counted as a ``malformed`` error),
+a readable one by :meth:`ServeEngine.answer`. Either way the answer says where to send it.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from odia_stream.large_model.protocol import LargeModel, LargeModelError
 from odia_stream.prompting import RenderedPrompt, render_prompt
 from odia_stream.serving.escalation import Escalation, escalation_for
 from odia_stream.serving.metrics import ServingMetrics
+from odia_stream.serving.requests import parse_request
 from odia_stream.serving.router_api import RouteDecision
 from odia_stream.serving.shadow import ShadowChecker
 from odia_stream.serving.versions import ActiveVersion, VersionHolder
@@ -37,7 +43,7 @@ from odia_stream.settings import OdiaSettings
 from schemas import FunctionCall, LatencyBreakdown, ServeRequest, ServeResponse
 from schemas.serving import ServedBy
 
-__all__ = ["ServeEngine", "error_response"]
+__all__ = ["MALFORMED_REQUEST", "RawAnswer", "ServeEngine"]
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +51,15 @@ log = logging.getLogger(__name__)
 NO_GENERATOR = "no_generator"
 ALL_LARGE = "all_large"
 ROUTER_ERROR = "router_error"
+#: Route reason of the answer to a message that is not a readable request.
+MALFORMED_REQUEST = "malformed_request"
 
 
 def _ms(since: float) -> float:
     return max(0.0, (time.perf_counter() - since) * 1000.0)
 
 
-def error_response(
+def _error_response(
     request_id: str,
     error: str,
     *,
@@ -90,6 +98,16 @@ class _Clock:
 
 
 @dataclass(frozen=True)
+class RawAnswer:
+    """The answer to one request message: the response, where to send it (``None``: the
+    responses topic), and whether the message was unreadable (then ``response`` says why)."""
+
+    response: ServeResponse
+    reply_topic: str | None
+    malformed: bool
+
+
+@dataclass(frozen=True)
 class _SmallAnswer:
     call: FunctionCall | None
     escalation: Escalation | None
@@ -118,6 +136,21 @@ class ServeEngine:
         #: Prompts of recent small-routed requests (hot-swap warm-up uses real traffic's shape).
         self.recent_prompts: deque[RenderedPrompt] = deque(maxlen=recent_prompts)
 
+    async def answer_raw(
+        self, value: bytes | None, key: bytes | None, topic: str, partition: int, offset: int
+    ) -> RawAnswer:
+        """Exactly one response for a request message (its value and key, read at ``offset`` of
+        ``topic``/``partition``): unreadable ones get an error response (see the module docstring)."""
+        incoming = parse_request(value, key, topic, partition, offset)
+        if incoming.request is None:
+            self.metrics.errors.labels("malformed").inc()
+            response = _error_response(
+                incoming.request_id, incoming.error or "malformed request", route_reason=MALFORMED_REQUEST
+            )
+            self.metrics.observe(response)
+            return RawAnswer(response, incoming.reply_topic, malformed=True)
+        return RawAnswer(await self.answer(incoming.request), incoming.reply_topic, malformed=False)
+
     async def answer(self, request: ServeRequest) -> ServeResponse:
         """Exactly one response for ``request``, on every path (errors included)."""
         clock = _Clock(time.perf_counter())
@@ -129,7 +162,7 @@ class ServeEngine:
                 except Exception as exc:  # every request gets a response, whatever broke
                     log.exception("request %s failed", request.request_id)
                     self.metrics.errors.labels("internal").inc()
-                    response = error_response(
+                    response = _error_response(
                         request.request_id,
                         f"internal error: {type(exc).__name__}: {exc}",
                         route_reason="internal_error",
@@ -226,7 +259,7 @@ class ServeEngine:
         except LargeModelError as exc:
             clock.generate_ms += _ms(started)
             self.metrics.errors.labels("large_model").inc()
-            return error_response(
+            return _error_response(
                 request.request_id,
                 f"large model failed: {exc}",
                 route_reason=reason,

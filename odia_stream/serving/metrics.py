@@ -14,7 +14,7 @@ Exposed names (Prometheus adds ``_total`` / ``_bucket`` suffixes):
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas import ServeResponse
 
@@ -92,7 +92,3 @@ class ServingMetrics:
         """The current value of one sample (0 when it has not been recorded), for reports and tests."""
         got = self.registry.get_sample_value(name, labels or {})
         return float(got) if got is not None else 0.0
-
-    def exposition(self) -> bytes:
-        """The registry in the Prometheus text format."""
-        return generate_latest(self.registry)

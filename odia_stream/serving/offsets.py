@@ -10,12 +10,12 @@ request that finishes after its partition was forgotten (it started in an earlie
 ignored rather than mistaken for the same offset read again. What was answered is remembered
 (:meth:`OffsetTracker.resume_offset`): if the final commit of a revoked partition failed (a broker
 may refuse commits once a rebalance began) and the partition comes back, reading resumes there
-instead of at the stale committed offset.
+instead of at the stale committed offset (:meth:`OffsetTracker.resume_after`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
 
 __all__ = ["OffsetTracker"]
 
@@ -76,6 +76,14 @@ class OffsetTracker:
         """Record a successful commit of ``offsets``."""
         self._committed.update(offsets)
 
+    def release(self, partitions: Iterable[Hashable]) -> dict[Hashable, int]:
+        """Give ``partitions`` up: their offsets still to commit (as :meth:`to_commit`), then
+        :meth:`forget` them."""
+        keys = set(partitions)
+        offsets = {p: o for p, o in self.to_commit().items() if p in keys}
+        self.forget(keys)
+        return offsets
+
     def forget(self, partitions: Iterable[Hashable]) -> None:
         """Drop partitions (revoked in a rebalance); their open offsets will not finish here."""
         committable = self.committable()
@@ -91,6 +99,19 @@ class OffsetTracker:
         """Where reading a forgotten ``partition`` again should start at the earliest: everything
         below it was answered here (``None`` when it was never forgotten with progress)."""
         return self._resume.get(partition)
+
+    def resume_after(self, committed: Mapping[Hashable, int]) -> dict[Hashable, int]:
+        """Where partitions read again must start, given the group's ``committed`` offsets (below 0:
+        none): each partition whose :meth:`resume_offset` is ahead of its committed offset starts
+        there (and is :meth:`resumed`); the others start at the committed offset (not returned)."""
+        starts = {
+            p: resume
+            for p, c in committed.items()
+            if (resume := self._resume.get(p)) is not None and c < resume
+        }
+        for p, offset in starts.items():
+            self.resumed(p, offset)
+        return starts
 
     def resumed(self, partition: Hashable, offset: int) -> None:
         """Reading ``partition`` starts again at ``offset``: it is committable (and committed next)."""

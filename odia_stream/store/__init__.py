@@ -2,16 +2,17 @@
 
 ``open_cluster_index("edge", dir, name, embedder_id, dim)`` runs Qdrant's engine in-process
 (qdrant-edge); ``open_cluster_index("qdrant", url, name, ...)`` talks to a Qdrant server.
-Both satisfy ``ClusterIndex`` and refuse to mix vectors of two embedders.
+Both are a ``ClusterIndex`` (the contract: argument checks, closed-store errors) and refuse to mix
+vectors of two embedders; each fills in only its storage calls.
 """
 
+from odia_stream.store.base import ClusterIndex
 from odia_stream.store.edge import DEFAULT_AUTO_OPTIMIZE_EVERY, EdgeClusterIndex
 from odia_stream.store.factory import Backend, open_cluster_index
 from odia_stream.store.qdrant_server import QdrantServerClusterIndex
 from odia_stream.store.types import (
     KEYWORD_FIELDS,
     ClusterHit,
-    ClusterIndex,
     ClusterPoint,
     ClusterStoreError,
     EmbedderMismatchError,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
@@ -39,12 +38,16 @@ def check_cluster_id(cluster_id: Any) -> int:
     return value
 
 
-def check_vector(vector: Any, dim: int, what: str = "vector") -> np.ndarray:
-    """A finite, non-zero float32 vector of shape ``(dim,)``."""
+def _float32(values: Any, what: str) -> np.ndarray:
     try:
-        arr = np.asarray(vector, dtype=np.float32)
+        return np.asarray(values, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} is not a numeric array: {exc}") from exc
+
+
+def check_vector(vector: Any, dim: int, what: str = "vector") -> np.ndarray:
+    """A finite, non-zero float32 vector of shape ``(dim,)``."""
+    arr = _float32(vector, what)
     if arr.ndim != 1 or arr.shape[0] != dim:
         raise ValueError(f"{what} must have shape ({dim},), got {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -56,10 +59,7 @@ def check_vector(vector: Any, dim: int, what: str = "vector") -> np.ndarray:
 
 def check_matrix(vectors: Any, dim: int) -> np.ndarray:
     """A finite float32 matrix of shape ``(n, dim)`` with no all-zero row."""
-    try:
-        arr = np.asarray(vectors, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"vectors is not a numeric array: {exc}") from exc
+    arr = _float32(vectors, "vectors")
     if arr.ndim != 2 or arr.shape[1] != dim:
         raise ValueError(f"vectors must have shape (n, {dim}), got {arr.shape}")
     bad = ~np.all(np.isfinite(arr), axis=1)
@@ -166,9 +166,11 @@ def keep_above(hits: list[ClusterHit], min_score: float | None) -> list[ClusterH
     return [h for h in hits if h.score >= min_score]
 
 
-def as_vector(values: Any) -> np.ndarray:
-    """A stored vector (list of floats) as float32."""
-    return np.asarray(values, dtype=np.float32)
+def vector_of(raw: Any) -> np.ndarray:
+    """A stored record's vector as float32: a list of floats, or ``{name: list}`` (the unnamed one)."""
+    if isinstance(raw, dict):
+        raw = raw.get("", next(iter(raw.values())))
+    return np.asarray(raw, dtype=np.float32)
 
 
 def point_id(raw: Any) -> int:
@@ -176,27 +178,3 @@ def point_id(raw: Any) -> int:
     if isinstance(raw, (int, np.integer)):
         return int(raw)
     raise ClusterStoreError(f"unexpected non-integer point id {raw!r} in the cluster store")
-
-
-class ClosableStore:
-    """Open/closed bookkeeping and context-manager support for the backends."""
-
-    _closed: bool = False
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ClusterStoreError(f"{type(self).__name__} is closed")
-
-    def close(self) -> None:  # pragma: no cover - overridden
-        self._closed = True
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

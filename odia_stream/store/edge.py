@@ -21,10 +21,8 @@ Index policy (measured on 2 cores, 384 dims, 1000 scopes; see docs/cluster_store
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -49,28 +47,10 @@ from qdrant_edge import (
     UpdateOperation,
 )
 
-from odia_stream.store._common import (
-    ClosableStore,
-    as_vector,
-    check_cluster_id,
-    check_dim,
-    check_embedder_id,
-    check_ids,
-    check_limit,
-    check_matrix,
-    check_min_score,
-    check_payload_update,
-    check_point,
-    check_scope,
-    check_vector,
-    check_where,
-    keep_above,
-    point_id,
-)
+from odia_stream.atomic_files import write_json_atomic
+from odia_stream.store.base import CheckedPoint, ClusterIndex, Matches
 from odia_stream.store.types import (
     KEYWORD_FIELDS,
-    ClusterHit,
-    ClusterPoint,
     ClusterStoreError,
     EmbedderMismatchError,
     EmbedderSpec,
@@ -87,26 +67,6 @@ HNSW_INDEXING_THRESHOLD_KB = 10_000
 IndexMode = Literal["plain", "hnsw"]
 
 
-def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    """Write JSON to ``path`` atomically (temp file, fsync, rename, fsync dir)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def read_store_meta(path: Path) -> dict[str, Any] | None:
     """The metadata of an edge store directory, or ``None`` when it has none."""
     meta_path = Path(path) / META_FILE
@@ -120,14 +80,22 @@ def read_store_meta(path: Path) -> dict[str, Any] | None:
     return dict(meta)
 
 
-def _vector_of(raw: Any) -> np.ndarray:
-    """The default (unnamed) vector of an edge record."""
-    if isinstance(raw, dict):
-        raw = raw.get("", next(iter(raw.values())))
-    return as_vector(raw)
+def _filter(matches: Matches) -> Filter | None:
+    conds: list[Any] = [FieldCondition(key, match=MatchValue(value)) for key, value in matches]
+    return Filter(must=conds) if conds else None
 
 
-class EdgeClusterIndex(ClosableStore):
+def _query(vector: np.ndarray, matches: Matches, limit: int) -> QueryRequest:
+    return QueryRequest(
+        limit=limit,
+        query=Query.Nearest(vector.tolist()),
+        filter=_filter(matches),
+        with_payload=True,
+        with_vector=False,
+    )
+
+
+class EdgeClusterIndex(ClusterIndex):
     """``ClusterIndex`` on an in-process qdrant-edge shard (cosine), persisted in ``path``.
 
     One open instance per directory (the shard's WAL is locked). Not meant for concurrent use
@@ -157,8 +125,7 @@ class EdgeClusterIndex(ClosableStore):
             EmbedderMismatchError: the store was built with another embedder id or dim.
             ClusterStoreError: the directory holds a shard without metadata.
         """
-        self.embedder_id = check_embedder_id(embedder_id)
-        self.dim = check_dim(dim)
+        super().__init__(embedder_id, dim)
         if index not in ("plain", "hnsw"):
             raise ValueError(f"index must be 'plain' or 'hnsw', got {index!r}")
         self.index_mode: IndexMode = index
@@ -183,7 +150,7 @@ class EdgeClusterIndex(ClosableStore):
                     f"{shard_dir} holds a shard but {self.path / META_FILE} is missing: "
                     "refusing to guess which embedder its vectors came from"
                 )
-            _write_json_atomic(
+            write_json_atomic(
                 self.path / META_FILE,
                 {
                     "format": FORMAT,
@@ -212,14 +179,7 @@ class EdgeClusterIndex(ClosableStore):
                 self._shard = EdgeShard.create(str(shard_dir), config)
         except Exception as exc:  # qdrant_edge raises bare Exception
             raise ClusterStoreError(f"cannot open edge shard at {shard_dir}: {exc}") from exc
-        try:
-            self._ensure_keyword_indexes()
-        except BaseException:
-            self._shard.close()
-            self._closed = True
-            raise
-
-    # -- setup -------------------------------------------------------------------------------
+        self._set_up(self._ensure_keyword_indexes)
 
     def _ensure_keyword_indexes(self) -> None:
         present = set(self._shard.info().payload_schema)
@@ -227,138 +187,62 @@ class EdgeClusterIndex(ClosableStore):
             if field_name not in present:
                 self._shard.update(UpdateOperation.create_field_index(field_name, PayloadSchemaType.Keyword))
 
-    def _filter(self, scope: str | None, where: Mapping[str, str]) -> Filter | None:
-        conds: list[Any] = []
-        if scope is not None:
-            conds.append(FieldCondition("scope", match=MatchValue(check_scope(scope))))
-        conds.extend(FieldCondition(key, match=MatchValue(value)) for key, value in where.items())
-        return Filter(must=conds) if conds else None
-
     def _mutated(self, n: int) -> None:
         self._mutations += n
         if self.auto_optimize_every and self._mutations >= self.auto_optimize_every:
             self.optimize()
 
-    @staticmethod
-    def _hits(points: Sequence[Any], min_score: float | None) -> list[ClusterHit]:
-        hits = [ClusterHit(point_id(p.id), float(p.score), dict(p.payload or {})) for p in points]
-        return keep_above(hits, min_score)
+    # -- storage calls (see ClusterIndex) -------------------------------------------------
 
-    # -- writes ------------------------------------------------------------------------------
-
-    def upsert(self, points: Sequence[ClusterPoint]) -> None:
-        """Insert or replace clusters (vector and whole payload); all validated first."""
-        self._check_open()
-        checked = [check_point(p, self.dim) for p in points]
-        if not checked:
-            return
-        edge_points = [Point(cid, vec.tolist(), payload) for cid, vec, payload in checked]
+    def _upsert(self, points: Sequence[CheckedPoint]) -> None:
+        edge_points = [Point(cid, vec.tolist(), payload) for cid, vec, payload in points]
         self._shard.update(UpdateOperation.upsert_points(edge_points))
         self._mutated(len(edge_points))
 
-    def set_payload(self, cluster_id: int, payload: Mapping[str, Any]) -> None:
-        """Merge ``payload`` into the cluster's payload; ``KeyError`` if it does not exist."""
-        self._check_open()
-        cid = check_cluster_id(cluster_id)
-        update = check_payload_update(payload)
-        if not self._shard.retrieve([cid], False, False):
-            raise KeyError(f"no cluster {cid} in the store")
-        if update:
-            self._shard.update(UpdateOperation.set_payload([cid], update))
-            self._mutated(1)
+    def _set_payload(self, cluster_id: int, payload: dict[str, Any]) -> None:
+        self._shard.update(UpdateOperation.set_payload([cluster_id], payload))
+        self._mutated(1)
 
-    def delete(self, cluster_ids: Sequence[int]) -> None:
-        """Delete clusters; missing ids are ignored."""
-        self._check_open()
-        ids = check_ids(cluster_ids)
-        if ids:
-            self._shard.update(UpdateOperation.delete_points(list[Any](ids)))
-            self._mutated(len(ids))
+    def _delete(self, cluster_ids: list[int]) -> None:
+        self._shard.update(UpdateOperation.delete_points(list[Any](cluster_ids)))
+        self._mutated(len(cluster_ids))
 
-    # -- reads -------------------------------------------------------------------------------
+    def _search(self, vector: np.ndarray, matches: Matches, limit: int) -> Sequence[Any]:
+        return self._shard.query(_query(vector, matches, limit))
 
-    def search(
-        self,
-        vector: np.ndarray,
-        *,
-        scope: str | None = None,
-        limit: int = 5,
-        min_score: float | None = None,
-        where: Mapping[str, str] | None = None,
-    ) -> list[ClusterHit]:
-        """Nearest clusters by cosine similarity (best first), within ``scope`` if given."""
-        self._check_open()
-        vec = check_vector(vector, self.dim)
-        request = QueryRequest(
-            limit=check_limit(limit),
-            query=Query.Nearest(vec.tolist()),
-            filter=self._filter(scope, check_where(where)),
-            with_payload=True,
-            with_vector=False,
-        )
-        return self._hits(self._shard.query(request), check_min_score(min_score))
+    def _search_batch(
+        self, vectors: np.ndarray, matches: Sequence[Matches], limit: int
+    ) -> list[Sequence[Any]]:
+        requests = [_query(row, m, limit) for row, m in zip(vectors, matches, strict=True)]
+        return list(self._shard.query_batch(QueryBatchRequest(requests)))
 
-    def search_batch(
-        self,
-        vectors: np.ndarray,
-        *,
-        scopes: Sequence[str | None],
-        limit: int = 5,
-        min_score: float | None = None,
-    ) -> list[list[ClusterHit]]:
-        """One ``search`` per row of ``vectors`` with its scope, planned as one batch."""
-        self._check_open()
-        mat = check_matrix(vectors, self.dim)
-        scopes = list(scopes)
-        if len(scopes) != mat.shape[0]:
-            raise ValueError(f"got {mat.shape[0]} vectors but {len(scopes)} scopes")
-        lim, threshold = check_limit(limit), check_min_score(min_score)
-        if not scopes:
-            return []
-        requests = [
-            QueryRequest(
-                limit=lim,
-                query=Query.Nearest(row.tolist()),
-                filter=self._filter(scope, {}),
-                with_payload=True,
-                with_vector=False,
-            )
-            for row, scope in zip(mat, scopes, strict=True)
-        ]
-        results = self._shard.query_batch(QueryBatchRequest(requests))
-        return [self._hits(r, threshold) for r in results]
+    def _retrieve(self, cluster_ids: list[int], *, with_data: bool) -> Sequence[Any]:
+        return self._shard.retrieve(list[Any](cluster_ids), with_data, with_data)
 
-    def get(self, cluster_ids: Sequence[int]) -> list[ClusterPoint]:
-        """Clusters by id in the order asked (duplicates once); missing ids are skipped."""
-        self._check_open()
-        ids = list(dict.fromkeys(check_ids(cluster_ids)))
-        if not ids:
-            return []
-        records = {point_id(r.id): r for r in self._shard.retrieve(list[Any](ids), True, True)}
-        return [
-            ClusterPoint(cid, _vector_of(records[cid].vector), dict(records[cid].payload or {}))
-            for cid in ids
-            if cid in records
-        ]
-
-    def count(self) -> int:
-        """Number of clusters stored."""
-        self._check_open()
+    def _count(self) -> int:
         return int(self._shard.count(CountRequest(exact=True)))
 
-    def iter_points(self, batch_size: int = 1000) -> Iterator[ClusterPoint]:
-        """Every cluster by ascending id, ``batch_size`` per scroll page."""
-        self._check_open()
-        size = check_limit(batch_size)
-        offset: Any = None
-        while True:
-            records, offset = self._shard.scroll(
-                ScrollRequest(offset=offset, limit=size, with_payload=True, with_vector=True)
-            )
-            for r in records:
-                yield ClusterPoint(point_id(r.id), _vector_of(r.vector), dict(r.payload or {}))
-            if offset is None:
-                return
+    def _scroll(self, offset: Any, limit: int) -> tuple[Sequence[Any], Any]:
+        request = ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=True)
+        return self._shard.scroll(request)
+
+    def _optimize(self) -> None:
+        """Run the shard's optimizers to completion (blocking; see the module docstring)."""
+        start = time.perf_counter()
+        self._shard.optimize()
+        self.last_optimize_s = time.perf_counter() - start
+        self._mutations = 0
+
+    def _flush(self) -> None:
+        self._shard.flush()
+
+    def _release(self) -> None:
+        self._shard.close()
+
+    def _repr_args(self) -> list[str]:
+        return [repr(str(self.path)), repr(self.embedder_id), f"dim={self.dim}", self.index_mode]
+
+    # -- edge only ----------------------------------------------------------------------------
 
     def segments(self) -> dict[str, int]:
         """Shard statistics: ``segments``, ``points``, ``indexed_vectors``."""
@@ -369,35 +253,3 @@ class EdgeClusterIndex(ClosableStore):
             "points": int(info.points_count),
             "indexed_vectors": int(info.indexed_vectors_count),
         }
-
-    # -- maintenance -------------------------------------------------------------------------
-
-    def optimize(self) -> None:
-        """Run the shard's optimizers to completion (blocking; see the module docstring)."""
-        self._check_open()
-        start = time.perf_counter()
-        self._shard.optimize()
-        self.last_optimize_s = time.perf_counter() - start
-        self._mutations = 0
-
-    def flush(self) -> None:
-        """Flush the shard: every write so far is on disk when this returns."""
-        self._check_open()
-        self._shard.flush()
-
-    def close(self) -> None:
-        """Flush and close the shard (idempotent)."""
-        if self._closed:
-            return
-        try:
-            self._shard.flush()
-        finally:
-            self._shard.close()
-            self._closed = True
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return (
-            f"EdgeClusterIndex({str(self.path)!r}, {self.embedder_id!r}, dim={self.dim}, "
-            f"{self.index_mode}, {state})"
-        )

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from odia_stream.store.edge import EdgeClusterIndex
 from odia_stream.store.qdrant_server import QdrantServerClusterIndex
-from odia_stream.store.types import ClusterIndex
+from odia_stream.store.base import ClusterIndex
 
 Backend = Literal["edge", "qdrant"]
 

@@ -9,35 +9,17 @@ server's background optimizer, so ``optimize()`` and ``flush()`` have nothing to
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from odia_stream.store._common import (
-    ClosableStore,
-    as_vector,
-    check_cluster_id,
-    check_dim,
-    check_embedder_id,
-    check_ids,
-    check_limit,
-    check_matrix,
-    check_min_score,
-    check_payload_update,
-    check_point,
-    check_scope,
-    check_vector,
-    check_where,
-    keep_above,
-    point_id,
-)
+from odia_stream.store._common import check_limit
+from odia_stream.store.base import CheckedPoint, ClusterIndex, Matches
 from odia_stream.store.types import (
     KEYWORD_FIELDS,
-    ClusterHit,
-    ClusterPoint,
     ClusterStoreError,
     EmbedderMismatchError,
     EmbedderSpec,
@@ -53,13 +35,14 @@ def _is_url(location: str) -> bool:
     return location.startswith(("http://", "https://"))
 
 
-def _vector_of(raw: Any) -> np.ndarray:
-    if isinstance(raw, dict):
-        raw = raw.get("", next(iter(raw.values())))
-    return as_vector(raw)
+def _filter(matches: Matches) -> models.Filter | None:
+    conds: list[models.Condition] = [
+        models.FieldCondition(key=key, match=models.MatchValue(value=value)) for key, value in matches
+    ]
+    return models.Filter(must=conds) if conds else None
 
 
-class QdrantServerClusterIndex(ClosableStore):
+class QdrantServerClusterIndex(ClusterIndex):
     """``ClusterIndex`` on a Qdrant collection (cosine) through qdrant-client."""
 
     def __init__(
@@ -88,8 +71,7 @@ class QdrantServerClusterIndex(ClosableStore):
             EmbedderMismatchError: the collection was built with another embedder id or dim.
             ClusterStoreError: the collection exists without odia-stream metadata.
         """
-        self.embedder_id = check_embedder_id(embedder_id)
-        self.dim = check_dim(dim)
+        super().__init__(embedder_id, dim)
         if not isinstance(collection, str) or not collection:
             raise ValueError(f"collection must be a non-empty string, got {collection!r}")
         if not isinstance(location, str) or not location:
@@ -105,12 +87,7 @@ class QdrantServerClusterIndex(ClosableStore):
         else:
             Path(location).mkdir(parents=True, exist_ok=True)
             self._client = QdrantClient(path=location)
-        try:
-            self._ensure_collection()
-        except BaseException:
-            self._client.close()
-            self._closed = True
-            raise
+        self._set_up(self._ensure_collection)
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -160,165 +137,67 @@ class QdrantServerClusterIndex(ClosableStore):
         # Local mode has no payload indexes (filters scan); the server gets keyword indexes.
         self._check_existing()
 
-    @staticmethod
-    def _filter(scope: str | None, where: Mapping[str, str]) -> models.Filter | None:
-        conds: list[models.Condition] = []
-        if scope is not None:
-            conds.append(
-                models.FieldCondition(key="scope", match=models.MatchValue(value=check_scope(scope)))
-            )
-        conds.extend(
-            models.FieldCondition(key=key, match=models.MatchValue(value=value))
-            for key, value in where.items()
-        )
-        return models.Filter(must=conds) if conds else None
+    # -- storage calls (see ClusterIndex) -------------------------------------------------
 
-    @staticmethod
-    def _hits(points: Sequence[models.ScoredPoint], min_score: float | None) -> list[ClusterHit]:
-        hits = [ClusterHit(point_id(p.id), float(p.score), dict(p.payload or {})) for p in points]
-        return keep_above(hits, min_score)
-
-    # -- writes ------------------------------------------------------------------------------
-
-    def upsert(self, points: Sequence[ClusterPoint]) -> None:
-        """Insert or replace clusters (vector and whole payload); all validated first."""
-        self._check_open()
-        checked = [check_point(p, self.dim) for p in points]
-        for start in range(0, len(checked), self.upsert_batch_size):
+    def _upsert(self, points: Sequence[CheckedPoint]) -> None:
+        for start in range(0, len(points), self.upsert_batch_size):
             batch = [
                 models.PointStruct(id=cid, vector=vec.tolist(), payload=payload)
-                for cid, vec, payload in checked[start : start + self.upsert_batch_size]
+                for cid, vec, payload in points[start : start + self.upsert_batch_size]
             ]
             self._client.upsert(self.collection, points=batch, wait=True)
 
-    def set_payload(self, cluster_id: int, payload: Mapping[str, Any]) -> None:
-        """Merge ``payload`` into the cluster's payload; ``KeyError`` if it does not exist."""
-        self._check_open()
-        cid = check_cluster_id(cluster_id)
-        update = check_payload_update(payload)
-        if not self._client.retrieve(self.collection, [cid], with_payload=False, with_vectors=False):
-            raise KeyError(f"no cluster {cid} in the store")
-        if update:
-            self._client.set_payload(self.collection, payload=update, points=[cid], wait=True)
+    def _set_payload(self, cluster_id: int, payload: dict[str, Any]) -> None:
+        self._client.set_payload(self.collection, payload=payload, points=[cluster_id], wait=True)
 
-    def delete(self, cluster_ids: Sequence[int]) -> None:
-        """Delete clusters; missing ids are ignored."""
-        self._check_open()
-        ids = check_ids(cluster_ids)
-        if ids:
-            self._client.delete(
-                self.collection, points_selector=models.PointIdsList(points=list[Any](ids)), wait=True
-            )
+    def _delete(self, cluster_ids: list[int]) -> None:
+        selector = models.PointIdsList(points=list[Any](cluster_ids))
+        self._client.delete(self.collection, points_selector=selector, wait=True)
 
-    # -- reads -------------------------------------------------------------------------------
-
-    def search(
-        self,
-        vector: np.ndarray,
-        *,
-        scope: str | None = None,
-        limit: int = 5,
-        min_score: float | None = None,
-        where: Mapping[str, str] | None = None,
-    ) -> list[ClusterHit]:
-        """Nearest clusters by cosine similarity (best first), within ``scope`` if given."""
-        self._check_open()
-        vec = check_vector(vector, self.dim)
+    def _search(self, vector: np.ndarray, matches: Matches, limit: int) -> Sequence[Any]:
         response = self._client.query_points(
             self.collection,
-            query=vec.tolist(),
-            query_filter=self._filter(scope, check_where(where)),
-            limit=check_limit(limit),
+            query=vector.tolist(),
+            query_filter=_filter(matches),
+            limit=limit,
             with_payload=True,
             with_vectors=False,
         )
-        return self._hits(response.points, check_min_score(min_score))
+        return response.points
 
-    def search_batch(
-        self,
-        vectors: np.ndarray,
-        *,
-        scopes: Sequence[str | None],
-        limit: int = 5,
-        min_score: float | None = None,
-    ) -> list[list[ClusterHit]]:
-        """One ``search`` per row of ``vectors`` with its scope, in one request."""
-        self._check_open()
-        mat = check_matrix(vectors, self.dim)
-        scopes = list(scopes)
-        if len(scopes) != mat.shape[0]:
-            raise ValueError(f"got {mat.shape[0]} vectors but {len(scopes)} scopes")
-        lim, threshold = check_limit(limit), check_min_score(min_score)
-        if not scopes:
-            return []
+    def _search_batch(
+        self, vectors: np.ndarray, matches: Sequence[Matches], limit: int
+    ) -> list[Sequence[Any]]:
         requests = [
             models.QueryRequest(
-                query=row.tolist(),
-                filter=self._filter(scope, {}),
-                limit=lim,
-                with_payload=True,
-                with_vector=False,
+                query=row.tolist(), filter=_filter(m), limit=limit, with_payload=True, with_vector=False
             )
-            for row, scope in zip(mat, scopes, strict=True)
+            for row, m in zip(vectors, matches, strict=True)
         ]
         responses = self._client.query_batch_points(self.collection, requests=requests)
-        return [self._hits(r.points, threshold) for r in responses]
+        return [r.points for r in responses]
 
-    def get(self, cluster_ids: Sequence[int]) -> list[ClusterPoint]:
-        """Clusters by id in the order asked (duplicates once); missing ids are skipped."""
-        self._check_open()
-        ids = list(dict.fromkeys(check_ids(cluster_ids)))
-        if not ids:
-            return []
-        records = {
-            point_id(r.id): r
-            for r in self._client.retrieve(self.collection, ids, with_payload=True, with_vectors=True)
-        }
-        return [
-            ClusterPoint(cid, _vector_of(records[cid].vector), dict(records[cid].payload or {}))
-            for cid in ids
-            if cid in records
-        ]
+    def _retrieve(self, cluster_ids: list[int], *, with_data: bool) -> Sequence[Any]:
+        return self._client.retrieve(
+            self.collection, cluster_ids, with_payload=with_data, with_vectors=with_data
+        )
 
-    def count(self) -> int:
-        """Number of clusters stored."""
-        self._check_open()
+    def _count(self) -> int:
         return int(self._client.count(self.collection, exact=True).count)
 
-    def iter_points(self, batch_size: int = 1000) -> Iterator[ClusterPoint]:
-        """Every cluster by ascending id, ``batch_size`` per scroll page."""
-        self._check_open()
-        size = check_limit(batch_size)
-        offset: Any = None
-        while True:
-            records, offset = self._client.scroll(
-                self.collection, limit=size, offset=offset, with_payload=True, with_vectors=True
-            )
-            for r in records:
-                yield ClusterPoint(point_id(r.id), _vector_of(r.vector), dict(r.payload or {}))
-            if offset is None:
-                return
+    def _scroll(self, offset: Any, limit: int) -> tuple[Sequence[Any], Any]:
+        return self._client.scroll(
+            self.collection, limit=limit, offset=offset, with_payload=True, with_vectors=True
+        )
 
-    # -- maintenance -------------------------------------------------------------------------
-
-    def optimize(self) -> None:
+    def _optimize(self) -> None:
         """Nothing to do: the server indexes in the background; local mode has no index."""
-        self._check_open()
 
-    def flush(self) -> None:
+    def _flush(self) -> None:
         """Nothing to do: writes use ``wait=True`` (server WAL) / local mode persists each write."""
-        self._check_open()
 
-    def close(self) -> None:
-        """Close the client (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
+    def _release(self) -> None:
         self._client.close()
 
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return (
-            f"QdrantServerClusterIndex({self.location!r}, {self.collection!r}, {self.embedder_id!r}, "
-            f"dim={self.dim}, {state})"
-        )
+    def _repr_args(self) -> list[str]:
+        return [repr(self.location), repr(self.collection), repr(self.embedder_id), f"dim={self.dim}"]

@@ -1,10 +1,9 @@
-"""The cluster-store contract: points, hits, the ``ClusterIndex`` protocol and its errors."""
+"""The cluster-store records (points, hits) and errors; the contract itself is ``ClusterIndex`` (base.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
@@ -62,73 +61,3 @@ class EmbedderMismatchError(ClusterStoreError):
             "vectors of different embedders are never mixed: open another collection/path, "
             "or re-embed the clusters into a new one"
         )
-
-
-@runtime_checkable
-class ClusterIndex(Protocol):
-    """Vector index of cluster representatives (one point per cluster, cosine similarity).
-
-    Nearest-cluster search always runs inside the store, filtered by ``scope``.
-    """
-
-    embedder_id: str
-    dim: int
-
-    def upsert(self, points: Sequence[ClusterPoint]) -> None:
-        """Insert or replace clusters (vector and whole payload)."""
-        ...
-
-    def set_payload(self, cluster_id: int, payload: Mapping[str, Any]) -> None:
-        """Merge ``payload`` keys into a cluster's payload; ``KeyError`` if the cluster is absent."""
-        ...
-
-    def delete(self, cluster_ids: Sequence[int]) -> None:
-        """Delete clusters; missing ids are ignored."""
-        ...
-
-    def search(
-        self,
-        vector: np.ndarray,
-        *,
-        scope: str | None = None,
-        limit: int = 5,
-        min_score: float | None = None,
-        where: Mapping[str, str] | None = None,
-    ) -> list[ClusterHit]:
-        """Nearest clusters by cosine similarity, best first, optionally within one scope."""
-        ...
-
-    def search_batch(
-        self,
-        vectors: np.ndarray,
-        *,
-        scopes: Sequence[str | None],
-        limit: int = 5,
-        min_score: float | None = None,
-    ) -> list[list[ClusterHit]]:
-        """``search`` for each row of ``vectors`` (with its scope) in one call."""
-        ...
-
-    def get(self, cluster_ids: Sequence[int]) -> list[ClusterPoint]:
-        """Clusters by id, in the order asked; missing ids are skipped."""
-        ...
-
-    def count(self) -> int:
-        """Number of clusters stored."""
-        ...
-
-    def iter_points(self, batch_size: int = 1000) -> Iterator[ClusterPoint]:
-        """Every cluster, by ascending id, fetched ``batch_size`` at a time."""
-        ...
-
-    def optimize(self) -> None:
-        """Build/refresh the ANN index and vacuum deletions where the backend has one."""
-        ...
-
-    def flush(self) -> None:
-        """Make every write so far durable on disk."""
-        ...
-
-    def close(self) -> None:
-        """Flush and release the store (idempotent)."""
-        ...

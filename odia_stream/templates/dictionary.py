@@ -181,10 +181,6 @@ class EntityDictionary:
         """Types recorded for a surface value, preferred first (most frequent, tie -> alphabetical)."""
         return self._ranked.get(normalize_text(value.strip()).strip(), ())
 
-    def types_of_key(self, key: str) -> tuple[str, ...]:
-        """Like :meth:`types_of` for an already-normalised key (used on the matching hot path)."""
-        return self._ranked.get(key, ())
-
     def keys(self) -> list[str]:
         """All distinct normalised values (across types)."""
         return list(self._key_types)

@@ -24,14 +24,14 @@ the file and the line or key.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from odia_stream.atomic_files import write_json_atomic
 
 __all__ = [
     "FORMAT_NAME",
@@ -160,22 +160,11 @@ def read_entity_file(path: str | os.PathLike[str]) -> list[EntityRow]:
 
 
 def write_dictionary(path: str | os.PathLike[str], rows: Iterable[EntityRow]) -> None:
-    """Write rows in the saved-dictionary JSON format, atomically (temp file + ``os.replace``)."""
+    """Write rows in the saved-dictionary JSON format, atomically (temp file, fsync, ``os.replace``)."""
     entries: dict[str, dict[str, dict[str, Any]]] = {}
     for row in rows:
         entries.setdefault(row.entity_type, {})[row.value] = {"count": row.count, "source": row.source}
     payload = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "entries": entries}
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, ensure_ascii=False, indent=1, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_json_atomic(p, payload, indent=1, sort_keys=True, ensure_ascii=False)

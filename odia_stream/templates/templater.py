@@ -87,7 +87,3 @@ class QueryTemplater:
                 self._cache.clear()
             self._cache[query] = (version, result)
         return result
-
-    def template_many(self, queries: Iterable[str]) -> list[Template]:
-        """Template several queries."""
-        return [self.template(q) for q in queries]

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from odia_stream.clustering.records import Cluster, QueryGroup, StoredExample
 from odia_stream.evaluation.call_validation import validate_call
 from odia_stream.labels import NO_CALL
+from odia_stream.keys import cluster_key, group_key
 from odia_stream.normalize import normalize_query
 from odia_stream.settings import TrainingDataSettings
 from schemas import ChatMessage, FunctionCall, ToolSpec
@@ -56,7 +57,7 @@ class LearnerState(Protocol):
 
     clusters: dict[int, Cluster]
     groups: dict[int, QueryGroup]
-    state_version: int
+    store_version: int
 
     @property
     def db(self) -> ExampleStore: ...
@@ -121,15 +122,6 @@ class TrainingSet(BaseModel):
     eval: list[TrainingRecord]
     stats: TrainingSetStats
     fingerprint: str
-
-
-def group_key(group_id: int) -> str:
-    """A query group's key as it appears in records (``g<hex>``)."""
-    return f"g{group_id:016x}"
-
-
-def _cluster_key(cluster_id: int) -> str:
-    return f"c{cluster_id:016x}"
 
 
 def _rank(seed: int, *parts: object) -> str:
@@ -286,7 +278,7 @@ def build_training_set(
             if ex.function != function:
                 counters["other_function_dropped"] += 1
                 continue
-            record = decoder.record(ex, group_key(ex.group_id), _cluster_key(cluster.cluster_id))
+            record = decoder.record(ex, group_key(ex.group_id), cluster_key(cluster.cluster_id))
             if not validate_call(record.call, record.tools, check_required=False).ok:
                 counters["invalid_call_dropped"] += 1
                 continue
@@ -349,7 +341,7 @@ def build_training_set(
     return TrainingSet(
         app=app,
         seed=seed,
-        store_version=learner.state_version,
+        store_version=learner.store_version,
         options=options,
         train=train,
         eval=eval_,

@@ -21,9 +21,7 @@ import math
 import os
 import random
 import resource
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from odia_stream.atomic_files import staging_folder
 from odia_stream.generation.base_model import base_model_id, load_causal_lm, resolve_device
 
 if TYPE_CHECKING:
@@ -246,15 +245,12 @@ def train_lora(
             bar.close()
         model.eval()
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-        try:
+        with staging_folder(out_dir.parent, prefix=f".{out_dir.name}.") as staging:
             staged = staging / "adapter"
             # The embeddings are not trained; without this peft looks the base id up on a hub.
             model.save_pretrained(staged, save_embedding_layers=False)
             _normalise_adapter_folder(staged)
             os.rename(staged, out_dir)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     finally:
         torch.set_num_threads(previous_threads)
     mean_step = float(np.mean(step_seconds)) if step_seconds else math.nan

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -19,7 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from odia_stream.adapters.digest import adapter_sha256
+from odia_stream.atomic_files import write_json_atomic
+from odia_stream.generation.adapter_digest import adapter_sha256
 from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
 from odia_stream.clustering.views import LearnerView
 from odia_stream.generation.protocol import AdapterRef, SmallGenerator
@@ -188,9 +188,7 @@ class TrainingRound:
         }
         self.reports_dir.mkdir(parents=True, exist_ok=True)
         path = self.reports_dir / f"round-{round_id}.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_json_atomic(path, report, sort_keys=False, ensure_ascii=False, default=str)
         log.info("round %s: %s (%s); report %s", round_id, outcome.status, outcome.reason, path)
         return RoundOutcome(
             outcome.status, outcome.reason, path, outcome.training_set, outcome.train, outcome.candidate,

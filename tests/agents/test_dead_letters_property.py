@@ -11,14 +11,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hyp_settings
 from hypothesis import strategies as st
 
-from agents.replay_producer import ReplayProducer
-from agents.runner import WorkerProcess, group_lag
-from agents.topics import ensure_topics
+from odia.replay_producer import ReplayProducer
+from odia.runner import WorkerProcess, group_lag
+from kafka_runtime.topics import ensure_topics
 from odia_stream.settings import OdiaSettings
 from odia_stream.validation import InvalidEvent, parse_event
 from schemas import DeadLetter
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.slow
 
 GOOD_TOOL = {"name": "play_song", "parameters": {"type": "object", "properties": {"song": {"type": "string"}}}}
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
@@ -52,7 +52,7 @@ malformed = st.one_of(
 @pytest.fixture(scope="module")
 def live_worker(make_settings: Callable[..., OdiaSettings]) -> Iterator[tuple[OdiaSettings, WorkerProcess]]:
     s = make_settings(batch_timeout_s=0.5, batch_size=64)
-    ensure_topics(s.kafka.bootstrap_servers, s.topics.all())
+    ensure_topics(s.kafka, s.topics.all())
     worker = WorkerProcess(s, s.state_dir / "worker.log")
     worker.start()
     yield s, worker
@@ -67,11 +67,11 @@ def test_every_malformed_input_is_dead_lettered_with_a_reason(
 ) -> None:
     s, worker = live_worker
     before = len(read_topic(s.kafka.bootstrap_servers, s.topics.dead_letters.name))
-    with ReplayProducer(s.kafka.bootstrap_servers, s.topics.fc_logs.name) as producer:
+    with ReplayProducer(s.kafka, s.topics.fc_logs.name) as producer:
         assert producer.publish_raw(values).ok
     deadline = time.monotonic() + 120
     while True:
-        _, lag = group_lag(s.kafka.bootstrap_servers, s.app_id, s.topics.fc_logs.name)
+        _, lag = group_lag(s.kafka, s.app_id, s.topics.fc_logs.name)
         if lag == 0:
             break
         assert worker.alive(), worker.log_tail()

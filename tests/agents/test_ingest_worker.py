@@ -9,14 +9,14 @@ from collections.abc import Callable
 
 import pytest
 
-from agents.replay_producer import ReplayProducer
-from agents.runner import WorkerProcess, group_lag, wait_caught_up
-from agents.topics import ensure_topics
+from odia.replay_producer import ReplayProducer
+from odia.runner import WorkerProcess, group_lag, wait_caught_up
+from kafka_runtime.topics import ensure_topics
 from odia_stream.clustering.factory import open_learner
 from odia_stream.settings import OdiaSettings
 from schemas import ClusterState, DeadLetter, FCLogEvent
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.slow
 
 MALFORMED: list[bytes | None] = [
     b"not json at all",
@@ -45,9 +45,9 @@ def test_ingest_end_to_end_with_dead_letters_and_idempotent_replay(
     hammerbench_events: list[FCLogEvent],
 ) -> None:
     settings = make_settings(scope="app", batch_timeout_s=1.0)
-    ensure_topics(settings.kafka.bootstrap_servers, settings.topics.all())
+    ensure_topics(settings.kafka, settings.topics.all())
     valid = snips_events + hammerbench_events[:1200]
-    with ReplayProducer(settings.kafka.bootstrap_servers, settings.topics.fc_logs.name) as producer:
+    with ReplayProducer(settings.kafka, settings.topics.fc_logs.name) as producer:
         assert producer.publish(valid).ok
         assert producer.publish_raw(MALFORMED).ok
     run_worker_to_completion(settings, "first")
@@ -84,7 +84,7 @@ def test_ingest_end_to_end_with_dead_letters_and_idempotent_replay(
     assert hb_decided and any(s.label == "complex" for s in hb_decided)
 
     # Replaying the same events (new offsets, same event ids) changes nothing.
-    with ReplayProducer(settings.kafka.bootstrap_servers, settings.topics.fc_logs.name) as producer:
+    with ReplayProducer(settings.kafka, settings.topics.fc_logs.name) as producer:
         assert producer.publish(valid).ok
     run_worker_to_completion(settings, "replay")
     learner = open_learner(settings)
@@ -98,16 +98,16 @@ def test_killed_worker_recovers_to_the_uninterrupted_state(
     make_settings: Callable[..., OdiaSettings], snips_events: list[FCLogEvent], hammerbench_events: list[FCLogEvent]
 ) -> None:
     crashed = make_settings()
-    ensure_topics(crashed.kafka.bootstrap_servers, crashed.topics.all())
+    ensure_topics(crashed.kafka, crashed.topics.all())
     events = snips_events + hammerbench_events[:600]
-    with ReplayProducer(crashed.kafka.bootstrap_servers, crashed.topics.fc_logs.name) as producer:
+    with ReplayProducer(crashed.kafka, crashed.topics.fc_logs.name) as producer:
         assert producer.publish(events).ok
 
     worker = WorkerProcess(crashed, crashed.state_dir / "crash.log")
     worker.start()
     deadline = time.monotonic() + 300
     while True:  # kill it once it has committed some, but not all, of the stream
-        done, lag = group_lag(crashed.kafka.bootstrap_servers, crashed.app_id, crashed.topics.fc_logs.name)
+        done, lag = group_lag(crashed.kafka, crashed.app_id, crashed.topics.fc_logs.name)
         if done > 0 and lag > 0:
             break
         assert lag > 0, "the worker finished before it could be killed; replay more events"

@@ -19,9 +19,9 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from odia_stream.adapters.digest import adapter_sha256, version_of
+from odia_stream.generation.adapter_digest import adapter_sha256, version_of
 from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
-from odia_stream.bench.serve_bench import (
+from odia.bench.serve_bench import (
     app_events,
     build_router_snapshot,
     split_events,

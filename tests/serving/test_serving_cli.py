@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from odia_stream.cli.main import app
+from odia.cli.main import app
 
 
 def test_serve_and_bench_serve_commands_exist() -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from agents.runner import group_lag
-from agents.topics import ensure_topics
+from odia.runner import group_lag
+from kafka_runtime.topics import ensure_topics
 from odia_stream.adapters.registry import AdapterRegistry
 from odia_stream.generation.hf_generator import HFGenerator
 from odia_stream.serving import CoalescingGenerator
@@ -65,7 +65,7 @@ async def test_every_request_gets_one_response_malformed_included(
 ) -> None:
     s = _serving_settings(settings, serving_router)
     reply = TopicSpec(name=f"client-replies-{uuid.uuid4().hex[:6]}", partitions=1)
-    ensure_topics(s.kafka.bootstrap_servers, [*s.topics.all(), reply])
+    ensure_topics(s.kafka, [*s.topics.all(), reply])
     v1, _ = register_adapters(tmp_path, serving_base_dir, serving_adapter_dirs)
     publish_update(
         s,
@@ -134,7 +134,7 @@ async def test_every_request_gets_one_response_malformed_included(
     assert consumer.counters.malformed == 4 and consumer.counters.answered == 7
     assert 'odia_serving_errors_total{kind="malformed"} 4.0' in metrics
     assert "odia_serving_latency_seconds_bucket" in metrics and "odia_serving_active_version" in metrics
-    done, lag = group_lag(s.kafka.bootstrap_servers, consumer.group_id, requests_topic)
+    done, lag = group_lag(s.kafka, consumer.group_id, requests_topic)
     assert (done, lag) == (7, 0), "offsets committed up to every answered request"
 
 
@@ -147,7 +147,7 @@ async def test_hot_swap_under_a_steady_stream_loses_no_request(
     tmp_path: Path,
 ) -> None:
     s = _serving_settings(settings, serving_router, max_new_tokens=16, warmup_requests=0)
-    ensure_topics(s.kafka.bootstrap_servers, s.topics.all())
+    ensure_topics(s.kafka, s.topics.all())
     v1, v2 = register_adapters(tmp_path, serving_base_dir, serving_adapter_dirs)
     u1 = AdapterRegistry.to_model_update(v1, s.generator.name).model_copy(
         update={"router_version": serving_router.version}

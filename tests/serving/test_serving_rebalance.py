@@ -12,7 +12,7 @@ from collections import Counter
 
 from confluent_kafka import Consumer, Producer
 
-from agents.topics import ensure_topics
+from kafka_runtime.topics import ensure_topics
 from odia_stream.generation.hf_generator import HFGenerator
 from odia_stream.settings import OdiaSettings, TopicSpec
 from schemas import ServeRequest
@@ -48,7 +48,7 @@ async def test_a_rebalance_that_gives_the_partitions_back_answers_nothing_twice(
         }
     )
     other = TopicSpec(name=f"other-{uuid.uuid4().hex[:6]}", partitions=1)
-    ensure_topics(s.kafka.bootstrap_servers, [*s.topics.all(), other])
+    ensure_topics(s.kafka, [*s.topics.all(), other])
     events = serving_router.held_out
     first = [request_of(events[i % len(events)], "before") for i in range(24)]
     second = [request_of(events[i % len(events)], "after") for i in range(24)]

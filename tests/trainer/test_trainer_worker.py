@@ -15,8 +15,8 @@ from urllib.parse import urlparse
 import pytest
 from confluent_kafka import Producer
 
-from agents.topics import ensure_topics
-from odia_stream.adapters.digest import adapter_sha256, version_of
+from kafka_runtime.topics import ensure_topics
+from odia_stream.generation.adapter_digest import adapter_sha256, version_of
 from odia_stream.adapters.registry import open_registry
 from odia_stream.clustering import SourcedItem
 from odia_stream.clustering.factory import open_learner
@@ -25,7 +25,7 @@ from odia_stream.training.gate import EvalReport, gate
 from schemas import FCLogEvent, ModelUpdate, RetrainTrigger
 from trainer.worker import TrainerWorker
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.slow
 
 
 def _trainer_settings(settings: OdiaSettings, tmp_path: Path, **trainer: object) -> OdiaSettings:
@@ -59,7 +59,7 @@ def test_trigger_to_gated_content_addressed_model_update(
     settings: OdiaSettings, tmp_path: Path, snips_events: list[FCLogEvent], read_topic: Callable[..., list]
 ) -> None:
     s = _trainer_settings(settings, tmp_path)
-    ensure_topics(s.kafka.bootstrap_servers, s.topics.all())
+    ensure_topics(s.kafka, s.topics.all())
     learner = open_learner(s)
     events = snips_events[:700]
     for i in range(0, len(events), 256):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +19,12 @@ from odia_stream.datasets import load_dataset
 from odia_stream.generation.base_model import PACKAGED_SMOLLM2, resolve_base_model
 from odia_stream.generation.protocol import AdapterRef
 from schemas import FCLogEvent
+from tests.vllm.support import MakeAdapter
 
 # This folder is named like the package, and ``tests/`` is on sys.path, so ``import vllm`` would find
 # it as a namespace package: only a real installation (a spec with an origin) counts.
 _VLLM = importlib.util.find_spec("vllm")
 collect_ignore_glob = [] if _VLLM is not None and _VLLM.origin is not None else ["test_*.py"]
-
-MakeAdapter = Callable[[int], AdapterRef]
 
 
 @pytest.fixture(scope="session")
@@ -49,13 +48,10 @@ def make_adapter(base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ma
 
 
 @pytest.fixture(scope="session")
-def snips_sample(datasets_dir: Path) -> list[FCLogEvent]:
+def snips_sample(snips_by_function: Mapping[str, Sequence[FCLogEvent]]) -> list[FCLogEvent]:
     """Two SNIPS events per intent (all 7 tools offered), seeded."""
-    by_fn: dict[str, list[FCLogEvent]] = {}
-    for ev in load_dataset(datasets_dir / "snips"):
-        by_fn.setdefault(ev.call.name if ev.call else "-", []).append(ev)
     rng = random.Random(3)
-    return [ev for name in sorted(by_fn) for ev in rng.sample(by_fn[name], 2)]
+    return [ev for name in sorted(snips_by_function) for ev in rng.sample(snips_by_function[name], 2)]
 
 
 @pytest.fixture(scope="session")

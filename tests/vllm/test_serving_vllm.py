@@ -7,15 +7,15 @@ Runs in ``.venv-vllm`` (``make test-vllm``); collected only where vLLM is instal
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
-from agents.topics import ensure_topics
-from odia_stream.adapters.digest import version_of
-from odia_stream.bench.serve_bench import build_router_snapshot
+from kafka_runtime.topics import ensure_topics
+from odia_stream.generation.adapter_digest import version_of
+from odia.bench.serve_bench import build_router_snapshot
 from odia_stream.generation.protocol import AdapterRef
 from odia_stream.generation.vllm_generator import VllmGenerator
 from odia_stream.serving import resolve_backend
@@ -31,10 +31,9 @@ from tests.serving.support import (
     steady_pool,
     steady_stream,
 )
+from tests.vllm.support import MakeAdapter
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-MakeAdapter = Callable[[int], AdapterRef]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -99,7 +98,7 @@ async def test_hot_swap_under_a_steady_stream_loses_no_request_on_vllm(
             ),
         }
     )
-    ensure_topics(s.kafka.bootstrap_servers, s.topics.all())
+    ensure_topics(s.kafka, s.topics.all())
     a1, a2 = make_adapter(1), make_adapter(2)
     publish_update(s, _update(a1, vllm_router.version))
     pool = steady_pool(vllm_router, small_every=3)

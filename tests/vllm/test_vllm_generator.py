@@ -21,7 +21,6 @@ from odia_stream.generation.protocol import (
     AdapterError,
     AdapterIntegrityError,
     AdapterNotLoaded,
-    AdapterRef,
     GenerationRequest,
     SmallGenerator,
 )
@@ -29,8 +28,7 @@ from odia_stream.generation.vllm_generator import VllmGenerator, engine_kwargs
 from odia_stream.prompting.format import RenderedPrompt, parse_output, render_prompt
 from odia_stream.settings import OdiaSettings, PromptSettings
 from schemas import FCLogEvent
-
-MakeAdapter = Callable[[int], AdapterRef]
+from tests.vllm.support import MakeAdapter
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

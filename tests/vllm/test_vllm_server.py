@@ -28,7 +28,6 @@ from odia_stream.generation.http_generator import HttpVllmGenerator, chat_body
 from odia_stream.generation.protocol import (
     AdapterIntegrityError,
     AdapterNotLoaded,
-    AdapterRef,
     GenerationRequest,
     SmallGenerator,
 )
@@ -36,10 +35,10 @@ from odia_stream.large_model import LargeModelError, OpenAIChatLargeModel
 from odia_stream.prompting.format import parse_output, render_prompt
 from odia_stream.settings import OdiaSettings, PromptSettings, VllmSettings
 from schemas import FCLogEvent, ServeRequest
+from tests.vllm.support import MakeAdapter
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-MakeAdapter = Callable[[int], AdapterRef]
 STARTUP_LIMIT_S = 420
 
 

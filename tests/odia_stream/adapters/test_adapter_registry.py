@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from odia_stream.adapters.digest import adapter_sha256, version_of
+from odia_stream.generation.adapter_digest import adapter_sha256, version_of
 from odia_stream.adapters.registry import (
     AdapterNotFound,
     AdapterRegistry,

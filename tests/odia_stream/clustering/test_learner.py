@@ -20,11 +20,20 @@ def _cluster_of(learner: OnlineClusterLearner) -> dict[str, int]:
     return {g.norm: g.cluster_id for g in learner.groups.values()}
 
 
-def test_snips_intents_become_simple_clusters_with_the_right_function(as_items: Callable[..., list], feed: Callable[..., None], 
-    make_learner: MakeLearner, snips_events: list[FCLogEvent]
-) -> None:
+@pytest.fixture()
+def snips_learner(
+    as_items: Callable[..., list], feed: Callable[..., None], make_learner: MakeLearner, snips_events: list[FCLogEvent]
+) -> OnlineClusterLearner:
+    """A learner (``make_learner()``'s default state) fed every event of ``snips_events``."""
     learner = make_learner()
     feed(learner, as_items(snips_events))
+    return learner
+
+
+def test_snips_intents_become_simple_clusters_with_the_right_function(
+    snips_learner: OnlineClusterLearner, snips_events: list[FCLogEvent]
+) -> None:
+    learner = snips_learner
     s = learner.summary()
     assert s.events == len(snips_events)
     assert 7 <= s.clusters < len(snips_events) / 2, s
@@ -170,11 +179,10 @@ def test_retrain_trigger_fires_when_enough_simple_examples_accumulate(as_items: 
     assert t.embedder_id == learner.embedder.model_id
 
 
-def test_template_clusters_pool_queries_that_differ_only_in_entities(as_items: Callable[..., list], feed: Callable[..., None],
-    make_learner: MakeLearner, snips_events: list[FCLogEvent]
+def test_template_clusters_pool_queries_that_differ_only_in_entities(
+    snips_learner: OnlineClusterLearner, make_learner: MakeLearner
 ) -> None:
-    learner = make_learner()
-    feed(learner, as_items(snips_events))
+    learner = snips_learner
     templates = learner.template_clusters()
     assert templates, "SNIPS slots should give templates shared by several queries"
     top = templates[0]

@@ -6,14 +6,14 @@ from collections.abc import Callable
 
 import pytest
 
-from odia_stream.dashboard import ClusterTable
+from odia_stream.dashboard import LatestClusterStates
 from schemas import ClusterState
 
 MakeState = Callable[..., ClusterState]
 
 
 def test_last_value_per_key_wins_even_with_a_lower_version(make_state: MakeState) -> None:
-    t = ClusterTable()
+    t = LatestClusterStates()
     t.apply("c1", make_state("c1", size=5, version=3))
     t.apply("c1", make_state("c1", size=9, version=4))
     t.apply("c2", make_state("c2", size=7))
@@ -26,7 +26,7 @@ def test_last_value_per_key_wins_even_with_a_lower_version(make_state: MakeState
 
 
 def test_tombstone_deletes_the_key(make_state: MakeState) -> None:
-    t = ClusterTable()
+    t = LatestClusterStates()
     t.apply("c1", make_state("c1"))
     t.apply("c1", None)
     t.apply("c-unknown", None)  # deleting what was never there is a no-op
@@ -34,7 +34,7 @@ def test_tombstone_deletes_the_key(make_state: MakeState) -> None:
 
 
 def test_merged_clusters_are_hidden_and_left_out_of_totals(make_state: MakeState) -> None:
-    t = ClusterTable()
+    t = LatestClusterStates()
     t.apply("a", make_state("a", size=50, label="simple"))
     t.apply("b", make_state("b", size=30, label="complex", dominant=None))
     t.apply("c", make_state("c", size=20, label="simple"))
@@ -47,7 +47,7 @@ def test_merged_clusters_are_hidden_and_left_out_of_totals(make_state: MakeState
 
 
 def test_rows_are_largest_first_and_limited(make_state: MakeState) -> None:
-    t = ClusterTable()
+    t = LatestClusterStates()
     for i, size in enumerate([3, 40, 12, 40, 1]):
         t.apply(f"c{i}", make_state(f"c{i}", size=size))
     assert [(r.cluster_id, r.size) for r in t.rows(3)] == [("c1", 40), ("c3", 40), ("c2", 12)]
@@ -60,7 +60,7 @@ def test_rows_are_largest_first_and_limited(make_state: MakeState) -> None:
 
 
 def test_a_key_that_is_not_the_cluster_id_is_refused(make_state: MakeState) -> None:
-    t = ClusterTable()
+    t = LatestClusterStates()
     with pytest.raises(ValueError, match="differs from its cluster_id"):
         t.apply("c1", make_state("c2"))
     assert len(t) == 0

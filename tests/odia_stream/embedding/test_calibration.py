@@ -18,7 +18,7 @@ from odia_stream.embedding import (
 )
 
 
-@pytest.mark.parametrize("name", ["use", "e5"])
+@pytest.mark.parametrize("name", ["use", pytest.param("e5", marks=pytest.mark.slow)])
 def test_calibration_orders_paraphrase_above_random(
     name: str, request: pytest.FixtureRequest, labelled: tuple[list[str], list[str]]
 ) -> None:

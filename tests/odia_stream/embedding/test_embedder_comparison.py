@@ -1,11 +1,12 @@
-"""The embedder comparison benchmark on a tiny corpus (USE only: fast)."""
+"""The embedder comparison benchmark (odia/bench/embedder_comparison.py) on this folder's tiny labelled
+corpus (USE only: fast)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from odia_stream.bench.embedder_comparison import compare_embedders, format_table
+from odia.bench.embedder_comparison import compare_embedders, format_table
 
 
 def test_compare_embedders_smoke(tmp_path: Path, labelled: tuple[list[str], list[str]]) -> None:

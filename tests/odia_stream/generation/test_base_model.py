@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from odia_stream.embedding.atomic_folder import COMPLETE_MARKER
+from odia_stream.atomic_files import COMPLETE_MARKER
 from odia_stream.generation.base_model import (
     CONVERT_FORMAT,
     PACKAGED_SMOLLM2,

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 import torch
 
-from odia_stream.adapters.digest import adapter_sha256
+from odia_stream.generation.adapter_digest import adapter_sha256
 from odia_stream.adapters.random_adapter import random_lora_adapter
 from odia_stream.generation.base_model import base_model_id
 from odia_stream.generation.hf_generator import HFGenerator
@@ -25,6 +25,9 @@ from odia_stream.generation.protocol import (
     SmallGenerator,
 )
 from odia_stream.settings import GeneratorSettings, OdiaSettings
+
+#: Loads and runs the real small model (SmolLM2) with LoRA adapters.
+pytestmark = pytest.mark.slow
 
 SYSTEM = "Answer with one function call as JSON."
 QUERIES = ("play some jazz by miles davis", "will it rain in Paris tomorrow")

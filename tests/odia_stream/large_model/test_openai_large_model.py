@@ -29,21 +29,21 @@ from odia_stream.large_model.openai_client import MISSING_RESULT
 from odia_stream.settings import LargeModelSettings, OdiaSettings
 from schemas import ChatMessage, FCLogEvent, FunctionCall, ServeRequest, ToolSpec
 
+#: A tool as OpenAI's API takes it; requests must carry it back in exactly this shape.
+GET_WEATHER: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather of a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
 TOOLS = [
-    ToolSpec.model_validate(
-        {
-            "type": "function",
-            "function": {
-                "name": "get_weather",
-                "description": "Weather of a city",
-                "parameters": {
-                    "type": "object",
-                    "properties": {"city": {"type": "string"}},
-                    "required": ["city"],
-                },
-            },
-        }
-    ),
+    ToolSpec.model_validate(GET_WEATHER),
     ToolSpec.model_validate({"name": "play_music", "parameters": {"type": "object", "properties": {}}}),
 ]
 
@@ -135,18 +135,7 @@ def test_chat_request_carries_tools_in_openai_shape() -> None:
     )
     assert body["model"] == "big-model" and body["tool_choice"] == "required" and body["temperature"] == 0.2
     assert body["parallel_tool_calls"] is False and body["max_tokens"] == 50
-    assert body["tools"][0] == {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather of a city",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}},
-                "required": ["city"],
-            },
-        },
-    }
+    assert body["tools"][0] == GET_WEATHER
     no_tools = build_chat_request(_serve_request(tools=[]), "big-model")
     assert "tools" not in no_tools and "tool_choice" not in no_tools and "max_tokens" not in no_tools
 

@@ -12,19 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from odia_stream import prompting
 from odia_stream.datasets import load_dataset
 from odia_stream.evaluation import validate_call
-from odia_stream.prompting import (
-    OutputParseError,
-    PromptOptions,
-    UnknownArgumentError,
-    parse_output,
-    recent_turns,
-    render_call_text,
-    render_prompt,
-    render_record,
-    render_target,
-)
+from odia_stream.prompting import OutputParseError, PromptOptions, UnknownArgumentError
 from schemas import FCLogEvent, FunctionCall
 
 ALL_OPTIONS = [
@@ -55,10 +46,10 @@ def test_target_round_trips_and_fits_the_output_schema(
         declared = next(t for t in ev.tools if t.name == call.name).function.argument_names()
         if not set(call.arguments) <= set(declared):
             with pytest.raises(UnknownArgumentError):  # a real teacher mistake: not trainable
-                render_record(ev, options)
+                prompting.render_record(ev, options)
             continue
-        prompt, target = render_record(ev, options)
-        assert parse_output(target, prompt) == call, (ev.event_id, target)
+        prompt, target = prompting.render_record(ev, options)
+        assert prompting.parse_output(target, prompt) == call, (ev.event_id, target)
         body = target.removeprefix("<tool_call>\n").removesuffix("\n</tool_call>")
         assert (body != target) == (not options.no_output_prefix)
         obj = json.loads(body)
@@ -81,7 +72,7 @@ def test_target_round_trips_and_fits_the_output_schema(
 def test_messages_are_a_well_formed_chat(records: list[FCLogEvent]) -> None:
     for ev in records:
         for options in (ALL_OPTIONS[0], ALL_OPTIONS[-1]):
-            prompt = render_prompt(ev.tools, ev.history, ev.query, options)
+            prompt = prompting.render_prompt(ev.tools, ev.history, ev.query, options)
             roles = [m["role"] for m in prompt.messages]
             assert roles[0] == "system" and roles[-1] == "user"
             assert set(roles[1:]) <= {"user", "assistant"}
@@ -116,15 +107,15 @@ def test_history_keeps_recent_turns_and_writes_earlier_calls_as_text(
         PromptOptions(max_history_turns=1),
         PromptOptions(max_history_turns=1, no_output_prefix=False),
     ):
-        prompt = render_prompt(ev.tools, ev.history, ev.query, options)
+        prompt = prompting.render_prompt(ev.tools, ev.history, ev.query, options)
         text = "\n".join(m["content"] for m in prompt.messages[1:])
         assert user_turns[-1] in text and all(t not in text for t in user_turns[:-1])
         # The last earlier call is written as the model writes calls, aliased like targets are.
-        written = render_call_text(_last_call(ev), prompt.aliases, prompt.style)
+        written = prompting.render_call_text(_last_call(ev), prompt.aliases, prompt.style)
         assert any(written in m["content"] for m in prompt.messages if m["role"] == "assistant"), written
-    all_turns = render_prompt(ev.tools, ev.history, ev.query, PromptOptions(max_history_turns=10))
+    all_turns = prompting.render_prompt(ev.tools, ev.history, ev.query, PromptOptions(max_history_turns=10))
     assert all(t in "\n".join(m["content"] for m in all_turns.messages) for t in user_turns)
-    none = render_prompt(ev.tools, ev.history, ev.query, PromptOptions(max_history_turns=0))
+    none = prompting.render_prompt(ev.tools, ev.history, ev.query, PromptOptions(max_history_turns=0))
     assert [m["role"] for m in none.messages] == ["system", "user"]
 
 
@@ -132,9 +123,9 @@ def test_system_messages_of_the_history_are_kept_as_context(datasets_dir: Path) 
     # HammerBench's external-knowledge records (no call expected) carry the facts as a system message.
     events = load_dataset(datasets_dir / "hammerbench" / "zh" / "ir_ST_External.json", limit=50)
     ev = next(e for e in events if any(m.role == "system" for m in e.history))
-    context, _ = recent_turns(ev.history, 0)
+    context, _ = prompting.recent_turns(ev.history, 0)
     assert context
-    prompt = render_prompt(ev.tools, ev.history, ev.query, PromptOptions(max_history_turns=0))
+    prompt = prompting.render_prompt(ev.tools, ev.history, ev.query, PromptOptions(max_history_turns=0))
     assert all(c in prompt.messages[0]["content"] for c in context)
 
 
@@ -143,7 +134,7 @@ def test_aliases_are_single_tokens_of_the_small_model(
 ) -> None:
     seen: set[str] = set()
     for ev in records:
-        prompt = render_prompt(ev.tools, ev.history, ev.query, PromptOptions())
+        prompt = prompting.render_prompt(ev.tools, ev.history, ev.query, PromptOptions())
         for fn in prompt.aliases.functions:
             mapping = prompt.aliases.mapping(fn)
             assert len(set(mapping.values())) == len(mapping)
@@ -174,8 +165,8 @@ def test_any_argument_values_round_trip(snips_events: list[FCLogEvent], data: st
     args = data.draw(st.dictionaries(st.sampled_from(tool.function.argument_names()), values, max_size=6))
     options = data.draw(st.sampled_from(ALL_OPTIONS))
     call = FunctionCall(name="BookRestaurant", arguments=args)
-    prompt = render_prompt(ev.tools, [], ev.query, options)
-    assert parse_output(render_target(call, prompt), prompt) == call
+    prompt = prompting.render_prompt(ev.tools, [], ev.query, options)
+    assert prompting.parse_output(prompting.render_target(call, prompt), prompt) == call
 
 
 @pytest.mark.parametrize(
@@ -196,38 +187,42 @@ def test_malformed_output_raises_a_clear_error(
     snips_events: list[FCLogEvent], text: str, message: str
 ) -> None:
     ev = snips_events[0]
-    prompt = render_prompt(ev.tools, [], ev.query, PromptOptions())
+    prompt = prompting.render_prompt(ev.tools, [], ev.query, PromptOptions())
     assert prompt.aliases.alias("GetWeather", "city") == "a"
     with pytest.raises(OutputParseError, match=message):
-        parse_output(text, prompt)
+        prompting.parse_output(text, prompt)
 
 
 def test_parsing_in_each_style(snips_events: list[FCLogEvent]) -> None:
     ev = snips_events[0]
-    keyed = render_prompt(ev.tools, [], ev.query, PromptOptions())
-    wrapped = render_prompt(ev.tools, [], ev.query, PromptOptions(no_output_prefix=False))
+    keyed = prompting.render_prompt(ev.tools, [], ev.query, PromptOptions())
+    wrapped = prompting.render_prompt(ev.tools, [], ev.query, PromptOptions(no_output_prefix=False))
     want = FunctionCall(name="GetWeather", arguments={"city": "Paris"})
-    assert parse_output(' {"GetWeather":{"a":"Paris"}}\n', keyed) == want
-    assert parse_output('<tool_call>\n{"GetWeather":{"a":"Paris"}}\n</tool_call>', keyed) == want
+    assert prompting.parse_output(' {"GetWeather":{"a":"Paris"}}\n', keyed) == want
+    assert prompting.parse_output('<tool_call>\n{"GetWeather":{"a":"Paris"}}\n</tool_call>', keyed) == want
     assert (
-        parse_output('<tool_call>\n{"name":"GetWeather","arguments":{"a":"Paris"}}\n</tool_call>', wrapped)
+        prompting.parse_output(
+            '<tool_call>\n{"name":"GetWeather","arguments":{"a":"Paris"}}\n</tool_call>', wrapped
+        )
         == want
     )
-    assert parse_output('{"name":"GetWeather","arguments":"{\\"a\\":\\"Paris\\"}"}', wrapped) == want
-    with pytest.raises(OutputParseError):
-        parse_output('{"name":"GetWeather","arguments":{"a":"Paris"}}', keyed)  # two keys in keyed style
+    assert (
+        prompting.parse_output('{"name":"GetWeather","arguments":"{\\"a\\":\\"Paris\\"}"}', wrapped) == want
+    )
+    with pytest.raises(OutputParseError):  # two keys in keyed style
+        prompting.parse_output('{"name":"GetWeather","arguments":{"a":"Paris"}}', keyed)
     # A call of a function that is not offered parses (validation escalates it), names untouched.
-    assert parse_output('{"Nope":{"a":1}}', keyed) == FunctionCall(name="Nope", arguments={"a": 1})
+    assert prompting.parse_output('{"Nope":{"a":1}}', keyed) == FunctionCall(name="Nope", arguments={"a": 1})
 
 
 def test_bad_input_gets_clear_errors(snips_events: list[FCLogEvent]) -> None:
     ev = snips_events[0]
-    prompt = render_prompt(ev.tools, [], ev.query, PromptOptions())
+    prompt = prompting.render_prompt(ev.tools, [], ev.query, PromptOptions())
     with pytest.raises(ValueError, match="not among the prompt's offered tools"):
-        render_target(FunctionCall(name="Nope"), prompt)
+        prompting.render_target(FunctionCall(name="Nope"), prompt)
     with pytest.raises(UnknownArgumentError, match="'town' is not declared"):
-        render_target(FunctionCall(name="GetWeather", arguments={"town": "x"}), prompt)
+        prompting.render_target(FunctionCall(name="GetWeather", arguments={"town": "x"}), prompt)
     with pytest.raises(ValueError, match="query is empty"):
-        render_prompt(ev.tools, [], "  ", PromptOptions())
+        prompting.render_prompt(ev.tools, [], "  ", PromptOptions())
     with pytest.raises(ValueError, match="no tools offered"):
-        render_prompt([], [], "hello", PromptOptions())
+        prompting.render_prompt([], [], "hello", PromptOptions())

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from odia_stream.prompting import PromptOptions, count_tokens, option_variants, render_record, token_report
-from odia_stream.prompting.token_bench import run_token_bench
+from odia.bench.token_bench import run_token_bench
 from schemas import FCLogEvent
 
 

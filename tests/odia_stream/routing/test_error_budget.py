@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from odia_stream.labels import wilson_lower_bound
+from odia_stream.stats import wilson_lower_bound
 from odia_stream.routing import ErrorBudget
 
 

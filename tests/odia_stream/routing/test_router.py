@@ -8,6 +8,7 @@ import math
 import pytest
 
 from odia_stream.embedding import Embedder
+from odia_stream.keys import parse_cluster_key
 from odia_stream.routing import Decision, Reason, Router, Threshold, open_router, publish_router
 from odia_stream.routing.calibration import Threshold as _T
 from schemas import ChatMessage, FunctionCall, ServeRequest, ToolCall
@@ -106,7 +107,7 @@ def test_disagreements_spend_a_clusters_error_budget(router: Router) -> None:
     d = ask(router, "play Lover by Adele")
     assert (d.route, d.reason, d.function, d.cluster_id) == ("large", Reason.ERROR_BUDGET, "play_music", first.cluster_id)
     assert ask(router, "what's the weather in Oslo").route == "small"
-    router.record_agreement(int(weather.cluster_id[1:], 16), agreed=True)  # type: ignore[index]
+    router.record_agreement(parse_cluster_key(weather.cluster_id), agreed=True)  # type: ignore[arg-type]
     assert router.budget.state(weather.cluster_id).checked == 1
     with pytest.raises(ValueError):
         router.record_agreement(3.5, agreed=True)
@@ -152,3 +153,15 @@ def test_the_store_backed_lookup_decides_like_the_matrix(shop: Built, embedder: 
 def test_thresholds_come_from_the_snapshot(router: Router) -> None:
     t: Threshold = router.snapshot.thresholds["match"]
     assert router.match_threshold == t.value and t.enabled and t.lower_bound >= router.snapshot.target_precision
+
+
+def test_requests_are_keyed_exactly_like_the_learners_records(shop: Built, router: Router) -> None:
+    from odia_stream.keys import TemplatedQuery, group_key_of
+    from odia_stream.routing import request_of
+    from shop_app import shop_events
+
+    learner, mode = shop.learner, shop.learner.settings.scope
+    groups = {g.key for g in learner.groups.values()}
+    for ev in shop_events()[:200]:
+        assert group_key_of(ev, mode) in groups
+        assert router.prepare(request_of(ev)) == TemplatedQuery.of_record(ev, mode, learner.templater_of(ev.app))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from odia_stream.labels import wilson_lower_bound
+from odia_stream.stats import wilson_lower_bound
 from odia_stream.routing import choose_threshold, precision_curve
 
 

@@ -7,19 +7,21 @@ mostly multi-turn slot filling, whose follow-up turns must mostly go to the larg
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from odia_stream.clustering.factory import open_learner
-from odia_stream.datasets import load_dataset, split_by_group
+from odia_stream.datasets import split_by_group
 from odia_stream.embedding import Embedder
 from odia_stream.routing import Decision, Reason, Router, RouterSnapshot, build_snapshot, evaluate_decisions, request_of
 from odia_stream.settings import OdiaSettings
 from schemas import FCLogEvent
 from shop_app import feed
+
+#: Learns and evaluates the router on whole datasets (minutes).
+pytestmark = pytest.mark.slow
 
 #: SNIPS utterances per intent in the sample (7 intents; 70% train, 30% held out).
 SNIPS_PER_INTENT = 500
@@ -47,12 +49,11 @@ def _run(settings: OdiaSettings, train: list[FCLogEvent], test: list[FCLogEvent]
 
 
 @pytest.fixture(scope="module")
-def snips(datasets_dir: Path, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeldOut]:
-    by_intent: dict[str, list[FCLogEvent]] = {}
-    for ev in load_dataset(datasets_dir / "snips"):
-        by_intent.setdefault(ev.call.name if ev.call else "-", []).append(ev)
+def snips(
+    snips_by_function: Mapping[str, Sequence[FCLogEvent]], embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HeldOut]:
     rng = random.Random(7)
-    events = [e for evs in by_intent.values() for e in rng.sample(evs, SNIPS_PER_INTENT)]
+    events = [e for evs in snips_by_function.values() for e in rng.sample(evs, SNIPS_PER_INTENT)]
     rng.shuffle(events)
     train, test = split_by_group(events, test_fraction=0.3, seed=0)
     yield _run(OdiaSettings(state_dir=tmp_path_factory.mktemp("snips-router")), train, test, embedder)

@@ -47,7 +47,7 @@ def test_a_written_snapshot_loads_back_and_routes_the_same(shop: Built, embedder
     assert [i.version for i in list_snapshots(tmp_path)] == [info.version]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folders left
     loaded = load_snapshot(info.path)
-    assert loaded.version == info.version and loaded.store_version == shop.learner.state_version
+    assert loaded.version == info.version and loaded.store_version == shop.learner.store_version
     requests = [request_of(e) for e in shop_events(seed=1)[:60]]
     a = Router(shop.snapshot, embedder, shop.settings.router).decide_many(requests)
     b = Router(loaded, embedder, shop.settings.router).decide_many(requests)

@@ -85,7 +85,7 @@ async def test_a_failed_verification_keeps_the_current_version(
     swapper = _swapper(gen, versions, metrics)
     assert (await swapper.apply(_update(v1))).status == "swapped"
     bad_sha = await swapper.apply(_update(v2, sha256="0" * 64))
-    assert bad_sha.status == "failed" and "hashes to" in bad_sha.reason
+    assert bad_sha.status == "failed" and "hash to" in bad_sha.reason
     missing = await swapper.apply(_update(v2, adapter_uri=(tmp_path / "nowhere").as_uri()))
     assert missing.status == "failed" and "does not exist" in missing.reason
     other_scheme = await swapper.apply(_update(v2, adapter_uri="s3://bucket/adapter"))

@@ -4,8 +4,9 @@ the replay large model. One response per request on every path; escalation; shad
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -13,7 +14,13 @@ from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
 from odia_stream.generation.hf_generator import HFGenerator
 from odia_stream.large_model import OpenAIChatLargeModel, ReplaySimulatedLargeModel
 from odia_stream.large_model.protocol import LargeModel
-from odia_stream.serving import ESCALATION_REASONS, CoalescingGenerator, ServingRuntime, build_runtime
+from odia_stream.serving import (
+    ESCALATION_REASONS,
+    MALFORMED_REQUEST,
+    CoalescingGenerator,
+    ServingRuntime,
+    build_runtime,
+)
 from odia_stream.settings import OdiaSettings
 from schemas import FCLogEvent, FunctionCall, ServeRequest
 from tests.serving.support import RouterFixture, large_routed
@@ -228,3 +235,28 @@ async def test_requests_are_concurrent_a_slow_large_call_does_not_block_small_an
     assert small.served_by == "small" and small.error is None
     assert not large_task.done()  # the large call is still running: it did not hold the small answer back
     large_task.cancel()
+
+
+async def test_a_raw_message_is_answered_readable_or_not(
+    make_runtime: Callable[..., Awaitable[ServingRuntime]], app_router: RouterFixture
+) -> None:
+    runtime = await make_runtime(mode="all_large")
+    ev = large_routed(app_router, 1)[0]
+    value = _request(ev, reply_topic="client.replies").model_dump_json().encode()
+    ok = await runtime.engine.answer_raw(value, None, "odia.requests", 0, 1)
+    assert not ok.malformed and ok.reply_topic == "client.replies"
+    assert ok.response.served_by == "large" and ok.response.error is None and ok.response.call == ev.call
+    bad = json.dumps({"request_id": "bad-1", "query": "", "reply_topic": "client.replies"}).encode()
+    for raw, key, rid, reply in (
+        (b"{not json", b"key-1", "key-1", None),
+        (None, None, "odia.requests:0:3", None),
+        (bad, b"key-2", "bad-1", "client.replies"),
+    ):
+        got = await runtime.engine.answer_raw(raw, key, "odia.requests", 0, 3)
+        assert got.malformed and got.reply_topic == reply
+        resp = got.response
+        assert resp.request_id == rid and resp.served_by == "none" and resp.call is None
+        assert resp.route_reason == MALFORMED_REQUEST and (resp.error or "").startswith("malformed request")
+    m = runtime.metrics
+    assert m.value("odia_serving_errors_total", {"kind": "malformed"}) == 3
+    assert m.value("odia_serving_requests_total", {"served_by": "none", "reason": MALFORMED_REQUEST}) == 3

@@ -109,3 +109,32 @@ def test_a_forgotten_partition_remembers_where_its_answers_end() -> None:
     assert t.committable() == {0: 2}
     with pytest.raises(ValueError):
         t.resumed(0, -1)
+
+
+def test_releasing_partitions_returns_their_offsets_to_commit_and_forgets_them() -> None:
+    t = OffsetTracker()
+    for p in (0, 1, 2):
+        t.started(p, 0)
+        t.finished(p, 0)
+    t.started(0, 1)  # open when released: the commit stops below it
+    t.mark_committed({2: 1})
+    assert t.release([0, 2]) == {0: 1}, "only what moved, only of the released partitions"
+    assert t.committable() == {1: 1} and t.pending() == 0
+    assert t.resume_offset(0) == 1 and t.resume_offset(2) == 1
+    assert t.release([0]) == {}
+
+
+def test_a_returning_partition_resumes_after_its_answers_when_the_group_is_behind() -> None:
+    t = OffsetTracker()
+    for p in (0, 1, 2):
+        for o in range(3):
+            t.started(p, o)
+            t.finished(p, o)
+    t.forget([0, 1, 2])
+    t.started(3, 0)  # never forgotten: nothing to resume
+    # 0: the revoke's commit was refused (none committed); 1: committed further meanwhile; 2: behind.
+    starts = t.resume_after({0: -1001, 1: 5, 2: 1, 3: -1001})
+    assert starts == {0: 3, 2: 3}
+    assert t.to_commit() == {0: 3, 2: 3, 3: 0}, "resumed positions are committed next"
+    assert t.resume_offset(0) is None and t.resume_offset(2) is None
+    assert t.resume_offset(1) == 3, "a partition starting at the group's offset keeps its resume offset"

@@ -69,7 +69,7 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(7)
 
 
-def test_satisfies_protocol(index: ClusterIndex) -> None:
+def test_every_backend_is_a_cluster_index(index: ClusterIndex) -> None:
     assert isinstance(index, ClusterIndex)
     assert index.embedder_id == "emb-a" and index.dim == DIM
     assert index.count() == 0
@@ -288,6 +288,22 @@ def test_closed_index_raises(open_index: Opener) -> None:
     idx.close()  # idempotent
     with pytest.raises(ClusterStoreError):
         idx.count()
+    v = np.ones(DIM, dtype=np.float32)
+    calls: list[Callable[[], object]] = [
+        lambda: idx.upsert([point(1, v)]),
+        lambda: idx.set_payload(1, {"label": "simple"}),
+        lambda: idx.delete([1]),
+        lambda: idx.search(v),
+        lambda: idx.search_batch(v[None, :], scopes=[None]),
+        lambda: idx.get([1]),
+        lambda: list(idx.iter_points()),
+        idx.optimize,
+        idx.flush,
+    ]
+    for call in calls:
+        with pytest.raises(ClusterStoreError, match="closed"):
+            call()
+    assert repr(idx).endswith(", closed)")
 
 
 def test_persistence_across_reopen(backend: str, open_index: Opener, rng: np.random.Generator) -> None:

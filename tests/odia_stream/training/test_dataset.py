@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,10 +13,10 @@ import pytest
 
 from odia_stream.clustering import OffsetAlignedBatcher, OnlineClusterLearner, SourcedItem
 from odia_stream.clustering.factory import open_embedder, open_learner, open_learner_view
-from odia_stream.datasets import load_dataset
 from odia_stream.normalize import normalize_query
 from odia_stream.settings import OdiaSettings, TrainingDataSettings
-from odia_stream.training.dataset import TrainingSet, build_training_set, group_key, held_out_groups
+from odia_stream.keys import cluster_key, group_key
+from odia_stream.training.dataset import TrainingSet, build_training_set, held_out_groups
 from schemas import FCLogEvent, FunctionCall
 
 #: SNIPS events per intent: frequent and rare functions.
@@ -53,12 +53,11 @@ def _feed(learner: OnlineClusterLearner, events: list[FCLogEvent], start: int) -
 
 
 @pytest.fixture(scope="module")
-def fed(datasets_dir: Path, model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fed]:
-    by_fn: dict[str, list[FCLogEvent]] = {}
-    for ev in load_dataset(datasets_dir / "snips"):
-        by_fn.setdefault(ev.call.name if ev.call else "-", []).append(ev)
+def fed(
+    snips_by_function: Mapping[str, Sequence[FCLogEvent]], model_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fed]:
     rng = random.Random(11)
-    base = [e for fn, n in PER_INTENT.items() for e in rng.sample(by_fn[fn], n)]
+    base = [e for fn, n in PER_INTENT.items() for e in rng.sample(snips_by_function[fn], n)]
     # Near-duplicates: the same words with a comma inserted (the learner aliases them to their original).
     variants = []
     for ev in rng.sample(base, 90):
@@ -126,7 +125,7 @@ def built(fed: Fed) -> TrainingSet:
 
 
 def test_records_call_their_simple_cluster_dominant_function(fed: Fed, built: TrainingSet) -> None:
-    clusters = {f"c{c.cluster_id:016x}": c for c in fed.learner.clusters.values()}
+    clusters = {cluster_key(c.cluster_id): c for c in fed.learner.clusters.values()}
     assert built.train and built.eval
     for r in built.train + built.eval:
         assert clusters[r.cluster].label == "simple"

@@ -11,12 +11,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from odia_stream.adapters.digest import adapter_sha256
+from odia_stream.generation.adapter_digest import adapter_sha256
 from odia_stream.adapters.registry import AdapterRegistry
 from odia_stream.generation.base_model import PACKAGED_SMOLLM2, resolve_base_model
 from odia_stream.settings import TrainerSettings
 from odia_stream.training.lora import IGNORE_INDEX, TrainingExample, encode_example, train_lora
 from schemas import FCLogEvent
+
+#: Trains LoRA adapters on the real small model.
+pytestmark = pytest.mark.slow
 
 SYSTEM = "Answer with one function call as JSON."
 # One intra-op thread: on a shared 2-core machine more threads than free cores are many times slower.

@@ -1,5 +1,0 @@
-"""The ``odia`` command: one entry point for the broker, topics, agents, replay and benchmarks."""
-
-from odia_stream.cli.main import app, main
-
-__all__ = ["app", "main"]

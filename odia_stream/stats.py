@@ -1,0 +1,24 @@
+"""Statistics shared by the learner's labels, the router's calibration and its error budgets."""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["wilson_lower_bound"]
+
+
+def wilson_lower_bound(successes: int, total: int, z: float = 1.96) -> float:
+    """Lower end of the Wilson score interval for a proportion (0 when ``total`` is 0).
+
+    >>> round(wilson_lower_bound(95, 100), 3)
+    0.888
+    >>> wilson_lower_bound(0, 0)
+    0.0
+    """
+    if total <= 0:
+        return 0.0
+    p = successes / total
+    z2 = z * z
+    centre = p + z2 / (2 * total)
+    margin = z * math.sqrt(p * (1 - p) / total + z2 / (4 * total * total))
+    return max(0.0, (centre - margin) / (1 + z2 / total))

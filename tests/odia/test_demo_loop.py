@@ -1,0 +1,37 @@
+"""The main job in a reduced size, end to end: real broker, the three workers as processes,
+synthetic traffic, a short LoRA round, hot swap, held-out requests, the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from odia.demo_loop import DemoSizes, run_loop_demo
+from odia_stream.settings import OdiaSettings
+
+pytestmark = pytest.mark.slow
+
+
+def test_reduced_demo_produces_a_sane_report(settings: OdiaSettings, tmp_path: Path) -> None:
+    sizes = DemoSizes(
+        events=1500, held_out=40, train_steps=8, train_minutes=8, request_rate=20, trigger_examples=150,
+        timeout_s=1500, gate=0.0, router_precision=0.9,
+    )
+    out = tmp_path / "report"
+    report = run_loop_demo(settings, "synthetic:music", sizes=sizes, seed=1, out_dir=out, console=Console(width=120))
+    assert report["requests"] == 40 and report["answered"] == 40 and report["unanswered"] == 0
+    assert report["errors"] == 0
+    assert report["adapter_version"] is not None and report["router_version"] is not None
+    assert 0 < report["coverage"] <= 1
+    assert report["small_evaluated"] > 0 and 0 <= report["small_ast_accuracy"] <= 1
+    assert 0 <= report["router_precision"] <= 1
+    lat = report["latency_ms"]
+    assert lat["all_large_baseline"]["n"] == 40 and lat["all_large_baseline"]["p50"] > 500  # simulated large model
+    assert report["large_model"].startswith("replay-simulated") and "simulated" in report["large_model_latency"]
+    assert report["clusters"]["simple"] > 0
+    for name in ("report.json", "report.md", "latency_cdf.png", "coverage.png"):
+        assert (out / name).stat().st_size > 0
+    assert json.loads((out / "report.json").read_text())["answered"] == 40
