@@ -134,8 +134,12 @@ class ServingConsumer:
                 await asyncio.wait(set(self._tasks), timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
             else:
                 for msg in await loop.run_in_executor(self._requests_io, self._consume, min(free, 100)):
-                    self.counters.consumed += 1
                     assignment = self.partitions.started((msg.topic(), msg.partition()), msg.offset())
+                    if assignment is None:
+                        self.counters.redelivered += 1
+                        log.info("offset %d of %s[%d] delivered again: answered once", msg.offset(), msg.topic(), msg.partition())
+                        continue
+                    self.counters.consumed += 1
                     task = loop.create_task(
                         self._handle(msg, assignment), name=f"request-{msg.partition()}-{msg.offset()}"
                     )

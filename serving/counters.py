@@ -15,7 +15,10 @@ __all__ = ["ConsumerCounters"]
 class ConsumerCounters:
     """What the consumer did since it started."""
 
+    #: Requests taken up (a message the client delivered again in the same assignment is not:
+    #: it counts in ``redelivered`` and is not answered twice).
     consumed: int = 0
+    redelivered: int = 0
     answered: int = 0
     malformed: int = 0
     redirected: int = 0

@@ -69,8 +69,9 @@ class PartitionLifecycle:
 
     # -- requests ----------------------------------------------------------------------------------
 
-    def started(self, key: Hashable, offset: int) -> int:
-        """A request was read; returns its partition's assignment number (for :meth:`finished`)."""
+    def started(self, key: Hashable, offset: int) -> int | None:
+        """A request was read; returns its partition's assignment number (for :meth:`finished`), or
+        ``None`` when this assignment read it before (see :meth:`OffsetTracker.started`)."""
         with self._lock:
             return self.tracker.started(key, offset)
 

@@ -11,10 +11,16 @@ ignored rather than mistaken for the same offset read again. What was answered i
 (:meth:`OffsetTracker.resume_offset`): if the final commit of a revoked partition failed (a broker
 may refuse commits once a rebalance began) and the partition comes back, reading resumes there
 instead of at the stale committed offset (:meth:`OffsetTracker.resume_after`).
+
+A message delivered twice within one assignment (the client can hand out an offset again, e.g.
+messages fetched before a rebalance returned in the same batch as the ones read again after it)
+is recognised: :meth:`OffsetTracker.started` returns ``None`` for an offset this assignment took up
+already (open, or answered), so it is answered once.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Hashable, Iterable, Mapping
 
 __all__ = ["OffsetTracker"]
@@ -31,15 +37,46 @@ class OffsetTracker:
         self._assignment: dict[Hashable, int] = {}
         #: Per forgotten partition, its committable offset when it was forgotten.
         self._resume: dict[Hashable, int] = {}
+        #: Per partition, the offset ranges ``[lo, hi]`` its current assignment took up (sorted,
+        #: disjoint): a delivery goes up one offset at a time from where reading started, so an
+        #: offset skipped inside a range was never in the log (compacted, a transaction marker).
+        self._runs: dict[Hashable, list[list[int]]] = {}
+        #: Per partition, the index in ``_runs`` of the range the last delivery extended.
+        self._current: dict[Hashable, int] = {}
 
-    def started(self, partition: Hashable, offset: int) -> int:
-        """An offset was taken up (offsets of a partition arrive in increasing order); returns the
-        partition's assignment number, to pass to :meth:`finished`."""
+    def started(self, partition: Hashable, offset: int) -> int | None:
+        """An offset was taken up; returns the partition's assignment number, to pass to
+        :meth:`finished`, or ``None`` when this assignment took the offset up before (a repeated
+        delivery: do not answer it again)."""
         if offset < 0:
             raise ValueError(f"offset must be >= 0, got {offset}")
+        if not self._take(partition, offset):
+            return None
         self._pending.setdefault(partition, set()).add(offset)
         self._next[partition] = max(self._next.get(partition, 0), offset + 1)
         return self._assignment.get(partition, 0)
+
+    def _take(self, partition: Hashable, offset: int) -> bool:
+        """Record ``offset`` in the partition's taken ranges; ``False`` when it lies in one already."""
+        runs = self._runs.setdefault(partition, [])
+        i = bisect.bisect_right(runs, offset, key=lambda r: r[0]) - 1  # the range starting at or below
+        if i >= 0 and offset <= runs[i][1]:
+            return False
+        cur = self._current.get(partition)
+        if cur is not None and cur == i:  # reading goes on past the current range (before the next)
+            runs[cur][1] = offset
+        else:  # reading (re)started here
+            cur = i + 1
+            runs.insert(cur, [offset, offset])
+            if cur > 0 and runs[cur - 1][1] + 1 >= offset:
+                runs[cur - 1][1] = offset
+                del runs[cur]
+                cur -= 1
+        if cur + 1 < len(runs) and runs[cur + 1][0] <= runs[cur][1] + 1:
+            runs[cur][1] = max(runs[cur][1], runs[cur + 1][1])
+            del runs[cur + 1]
+        self._current[partition] = cur
+        return True
 
     def finished(self, partition: Hashable, offset: int, assignment: int | None = None) -> bool:
         """An offset's response is delivered; ``False`` when its partition was forgotten meanwhile
@@ -94,6 +131,8 @@ class OffsetTracker:
             self._pending.pop(p, None)
             self._next.pop(p, None)
             self._committed.pop(p, None)
+            self._runs.pop(p, None)
+            self._current.pop(p, None)
 
     def resume_offset(self, partition: Hashable) -> int | None:
         """Where reading a forgotten ``partition`` again should start at the earliest: everything

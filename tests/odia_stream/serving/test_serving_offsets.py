@@ -138,3 +138,68 @@ def test_a_returning_partition_resumes_after_its_answers_when_the_group_is_behin
     assert t.to_commit() == {0: 3, 2: 3, 3: 0}, "resumed positions are committed next"
     assert t.resume_offset(0) is None and t.resume_offset(2) is None
     assert t.resume_offset(1) == 3, "a partition starting at the group's offset keeps its resume offset"
+
+
+def test_an_offset_delivered_again_in_the_same_assignment_is_not_taken_up_twice() -> None:
+    t = OffsetTracker()
+    for o in range(4):
+        assert t.started(0, o) == 0
+    t.finished(0, 1)
+    t.finished(0, 0)
+    assert [t.started(0, o) for o in range(4)] == [None] * 4, "open or answered: all seen already"
+    assert t.pending([0]) == 2
+    t.finished(0, 2)
+    t.finished(0, 3)
+    assert t.started(0, 2) is None and t.started(0, 4) == 0
+    t.forget([0])
+    assert t.started(0, 2) == 1, "a new assignment reads it afresh"
+
+
+def test_messages_of_an_earlier_fetch_then_the_lower_offsets_read_again_are_all_answered() -> None:
+    """Messages fetched before a rebalance (5, 6) arrive first, then the new assignment reads from
+    the committed offset (3): 3 and 4 are new, 5 and 6 repeats."""
+    t = OffsetTracker()
+    assert t.started(0, 5) == 0 and t.started(0, 6) == 0
+    assert t.started(0, 3) == 0 and t.started(0, 4) == 0
+    assert t.started(0, 5) is None and t.started(0, 6) is None
+    assert t.committable() == {0: 3}
+    for o in (3, 4, 5, 6):
+        t.finished(0, o)
+    assert t.committable() == {0: 7}
+
+
+@st.composite
+def _deliveries(draw: st.DrawFn) -> tuple[list[int], list[int]]:
+    """A partition's log (offsets with gaps: compaction, transaction markers) and what the client
+    delivers: runs of consecutive log entries; the first starts anywhere, each later one where the
+    last left off or earlier (a fetch restarted: messages fetched before a rebalance, then read
+    again from the committed offset)."""
+    log = sorted(draw(st.sets(st.integers(min_value=0, max_value=40), min_size=1, max_size=25)))
+    out: list[int] = []
+    reached: int | None = None  # index of the log entry after the furthest delivery
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        top = len(log) - 1 if reached is None else min(reached, len(log) - 1)
+        i = draw(st.integers(min_value=0, max_value=top))
+        j = draw(st.integers(min_value=i + 1, max_value=len(log)))
+        out.extend(log[i:j])
+        reached = j if reached is None else max(reached, j)
+    return log, out
+
+
+@given(_deliveries(), st.randoms())
+def test_every_delivered_offset_is_taken_up_once(case: tuple[list[int], list[int]], rnd: random.Random) -> None:
+    _, deliveries = case
+    t = OffsetTracker()
+    taken: list[int] = []
+    open_: list[int] = []
+    for o in deliveries:
+        if t.started(0, o) is not None:
+            taken.append(o)
+            open_.append(o)
+        if open_ and rnd.random() < 0.5:  # answer one open request, in any order
+            t.finished(0, open_.pop(rnd.randrange(len(open_))))
+    assert sorted(taken) == sorted(set(deliveries)), "each offset once"
+    for o in open_:
+        t.finished(0, o)
+    assert t.pending() == 0
+    assert t.committable() == {0: max(deliveries) + 1}
