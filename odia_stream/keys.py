@@ -8,7 +8,8 @@ NER template, normalised (:class:`TemplatedQuery`); a query with entities also b
 
 On topics and in error budgets a semantic cluster is ``c`` + 16 hex digits of its integer id
 (:func:`cluster_key`), a template cluster ``t`` + 16 hex digits of a hash of its key
-(:func:`template_cluster_key`). Group and cluster ids are hashes of the group key
+(:func:`template_cluster_key`), a template's argument program ``p`` + 16 hex digits
+(:func:`program_key`). Group and cluster ids are hashes of the group key
 (:func:`group_id_for`, :func:`cluster_id_for`), so they do not depend on arrival order.
 
 >>> from odia_stream.templates import EntityDictionary, QueryTemplater
@@ -25,8 +26,8 @@ On topics and in error budgets a semantic cluster is ``c`` + 16 hex digits of it
 ('weather', 'app:weather', 'weather in <city>')
 >>> cluster_key(255), parse_cluster_key("c00000000000000ff")
 ('c00000000000000ff', 255)
->>> template_cluster_key(*q.template_key)[:1], budget_key(255) == cluster_key(255)
-('t', True)
+>>> template_cluster_key(*q.template_key)[:1], program_key(*q.template_key)[:1], budget_key(255) == cluster_key(255)
+('t', 'p', True)
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ __all__ = [
     "group_key",
     "group_key_of",
     "parse_cluster_key",
+    "program_key",
     "scope_of",
     "stable_id",
     "template_cluster_key",
@@ -121,12 +123,18 @@ def template_cluster_key(app: str, scope: str, template: str) -> str:
     return "t" + digest.hexdigest()
 
 
+def program_key(app: str, scope: str, template: str) -> str:
+    """The key of a template's argument program (``p`` + 16 hex digits), the key of its error budget."""
+    digest = hashlib.blake2b("\x1f".join(("program", app, scope, template)).encode(), digest_size=8)
+    return "p" + digest.hexdigest()
+
+
 def budget_key(cluster: Hashable) -> str:
     """The error-budget key of a cluster: :func:`cluster_key` of an integer id; cluster keys
-    (``c…``) and template-cluster keys (``t…``) pass through."""
+    (``c…``), template-cluster keys (``t…``) and program keys (``p…``) pass through."""
     if isinstance(cluster, int):
         return cluster_key(cluster)
-    if isinstance(cluster, str) and cluster[:1] in ("c", "t"):
+    if isinstance(cluster, str) and cluster[:1] in ("c", "t", "p"):
         return cluster
     raise ValueError(f"not a cluster id or key: {cluster!r}")
 

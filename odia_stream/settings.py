@@ -378,6 +378,20 @@ class RouterSettings(BaseModel):
     seed: int = 0
 
 
+class TemplateTierSettings(BaseModel):
+    """The template tier: calls assembled from a template's entity slots, with no model
+    (:mod:`odia_stream.templates.programs`). A program is live when the Wilson lower bound of its
+    agreement (z = ``router.calibration_z``) reaches ``router.target_precision``."""
+
+    #: Answer requests from live programs (off: every request goes to the models as before).
+    enabled: bool = True
+    #: Answers of the large model a template needs, at least, before its program can be live.
+    min_support: int = Field(default=5, ge=1)
+    #: Distinct observations (argument explanations) counted per template and function; calls
+    #: beyond them count against every program of the template.
+    max_observations: int = Field(default=64, ge=1)
+
+
 class OdiaSettings(BaseSettings):
     """All settings of odia-stream. Environment: ``ODIA_`` prefix, ``__`` for nesting."""
 
@@ -404,6 +418,7 @@ class OdiaSettings(BaseSettings):
     trainer: TrainerSettings = TrainerSettings()
     serving: ServingSettings = ServingSettings()
     router: RouterSettings = RouterSettings()
+    templates: TemplateTierSettings = TemplateTierSettings()
     #: Entity dictionary files (TSV ``type<TAB>value`` or JSON ``{type: [values]}``) loaded at start.
     entity_files: list[Path] = Field(default_factory=list)
 

@@ -5,7 +5,7 @@ files exported from these models live in ``schemas/json/`` (``python -m schemas.
 This package imports neither Kafka, torch nor Qdrant.
 """
 
-from schemas.cluster_state import ClusterLabel, ClusterState
+from schemas.cluster_state import ClusterLabel, ClusterState, TemplateProgram
 from schemas.common import SCHEMA_VERSION, ChatMessage, FunctionCall, FunctionSpec, ToolCall, ToolSpec
 from schemas.dead_letter import DeadLetter
 from schemas.fc_log import FCLogEvent
@@ -28,6 +28,7 @@ __all__ = [
     "ServeRequest",
     "ServeResponse",
     "ServedBy",
+    "TemplateProgram",
     "ToolCall",
     "ToolSpec",
     "TriggerReason",

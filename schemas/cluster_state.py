@@ -14,6 +14,19 @@ from schemas.common import WireModel, utc_now
 ClusterLabel = Literal["simple", "complex", "undecided"]
 
 
+class TemplateProgram(WireModel):
+    """A template's argument program: how its calls are assembled from the query's entity slots."""
+
+    template: str
+    function: str
+    sources: dict[str, str] = Field(description="Argument -> source (slot:<type>[#n][/canonical] or const:<json>)")
+    support: int = Field(ge=0, description="Answers of the large model counted for the template")
+    agreement: int = Field(ge=0, description="Of those, calls the program reproduces exactly")
+    lower_bound: float = Field(ge=0, le=1, description="Wilson lower bound of the agreement")
+    live: bool = Field(description="Valid at the router's target precision and not a never-small function")
+    reason: str = Field(default="", description="Why it is not live")
+
+
 class ClusterState(WireModel):
     """What dashboards (and the router) know about a cluster; keyed by ``cluster_id``."""
 
@@ -30,6 +43,9 @@ class ClusterState(WireModel):
     label: ClusterLabel
     training_examples: int = Field(ge=0, description="Examples usable for training (dominant function only)")
     templates: list[str] = Field(default_factory=list)
+    template_programs: list[TemplateProgram] = Field(
+        default_factory=list, description="Argument programs of the templates above (the template tier)"
+    )
     sample_queries: list[str] = Field(default_factory=list)
     version: int = Field(ge=1, description="Increments on every change of this cluster")
     embedder_id: str

@@ -9,7 +9,8 @@ from pydantic import Field
 
 from schemas.common import ChatMessage, FunctionCall, ToolSpec, WireModel, utc_now
 
-ServedBy = Literal["small", "large", "none"]
+#: ``template``: assembled from the query's entity slots by a learned argument program (no model).
+ServedBy = Literal["template", "small", "large", "none"]
 
 
 class ServeRequest(WireModel):
@@ -32,6 +33,7 @@ class LatencyBreakdown(WireModel):
     generate_ms: float = Field(ge=0)
     validate_ms: float = Field(ge=0)
     total_ms: float = Field(ge=0)
+    template_ms: float = Field(default=0.0, ge=0, description="Template tier: lookup, assembly and validation")
 
 
 class ServeResponse(WireModel):
@@ -44,6 +46,7 @@ class ServeResponse(WireModel):
     route_reason: str
     generator_version: str | None = None
     router_version: str | None = None
+    program: str | None = Field(default=None, description="Argument program that assembled a template answer (p<hex>)")
     large_model: str | None = Field(default=None, description="Large model that answered; says 'simulated' when replayed")
     latency: LatencyBreakdown
     error: str | None = None

@@ -25,7 +25,7 @@ app.add_typer(bench_app, name="bench")
 console = Console()
 
 
-def _broker():  # noqa: ANN202 - LocalBroker, imported lazily
+def _broker():
     from kafka_runtime.local_broker import LocalBroker
 
     s = get_settings()
@@ -80,8 +80,8 @@ def agents_run(loglevel: str = typer.Option("info", help="Log level.")) -> None:
 @clusters_app.command("summary")
 def clusters_summary(top: int = typer.Option(15, help="Largest clusters to list.")) -> None:
     """Print the learned clusters (reads the learner's state; stop the worker first for the embedded store)."""
-    from odia_stream.clustering.factory import open_learner
     from odia.cli.cluster_summary import print_cluster_summary
+    from odia_stream.clustering.factory import open_learner
 
     learner = open_learner(get_settings())
     try:
@@ -148,6 +148,11 @@ def _register_optional() -> None:
     from odia.cli.router_cmd import bench_router
 
     bench_app.command("router", help="Router precision, coverage and latency on held-out splits.")(bench_router)
+    from odia.cli.templates_cmd import bench_templates
+
+    bench_app.command("templates", help="Template-tier share, agreement and assembly latency on held-out splits.")(
+        bench_templates
+    )
 
 
 _register_optional()

@@ -9,6 +9,7 @@ from odia_stream.embedding import EMBEDDER_PROFILES, CachedEmbedder, Embedder, b
 from odia_stream.settings import OdiaSettings
 from odia_stream.store import ClusterIndex, open_cluster_index
 from odia_stream.templates import EntityDictionary
+from odia_stream.templates.programs import ProgramRule
 
 
 def thresholds_for(settings: OdiaSettings, model_id: str) -> tuple[float, float]:
@@ -52,6 +53,13 @@ def dictionary_factory(settings: OdiaSettings) -> EntityDictionary:
     return d
 
 
+def program_rule(settings: OdiaSettings) -> ProgramRule:
+    """When a template's argument program is live: the template tier's support, the router's
+    target precision and confidence, and its never-small functions."""
+    r = settings.router
+    return ProgramRule(settings.templates.min_support, r.target_precision, r.calibration_z, frozenset(r.never_small))
+
+
 def open_learner(settings: OdiaSettings, embedder: Embedder | None = None) -> OnlineClusterLearner:
     """Everything the ingest learner needs, opened from ``settings``."""
     embedder = embedder if embedder is not None else open_embedder(settings)
@@ -64,6 +72,8 @@ def open_learner(settings: OdiaSettings, embedder: Embedder | None = None) -> On
         dictionary_factory=lambda: dictionary_factory(settings),
         clustering=settings.clustering,
         triggers=settings.triggers,
+        templates=settings.templates,
+        program_rule=program_rule(settings),
         cluster_distance=cluster_distance,
         merge_distance=merge_distance,
     )
@@ -75,5 +85,7 @@ def open_learner_view(settings: OdiaSettings) -> LearnerView:
     return LearnerView(
         settings.learner_dir / "learner.sqlite",
         clustering=settings.clustering,
+        templates=settings.templates,
+        program_rule=program_rule(settings),
         dictionary_factory=lambda: dictionary_factory(settings),
     )

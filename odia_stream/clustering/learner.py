@@ -6,7 +6,9 @@ scope (:mod:`odia_stream.keys`), learn entity values from new queries' calls, em
 queries (their NER templates), cluster them (first level), merge each new cluster into the
 nearest existing one of its scope through the vector store (second level, weighted centroids) or
 create it, alias near-identical queries, count the records, keep the best examples per query,
-relabel touched clusters, and decide retrain triggers (:mod:`~odia_stream.clustering.triggers`).
+relabel touched clusters, decide retrain triggers (:mod:`~odia_stream.clustering.triggers`), and
+count each record's call under its template (the evidence of the template tier's argument programs,
+:mod:`odia_stream.templates.programs`).
 All of it is committed in one SQLite transaction; the vector store follows and is reconciled
 from SQLite on open, so a crash at any point recovers to a state equal to an uninterrupted run.
 """
@@ -35,6 +37,7 @@ from odia_stream.keys import (
     GroupKey,
     Slots,
     TemplatedQuery,
+    TemplateKey,
     cluster_id_for,
     cluster_key,
     group_id_for,
@@ -43,9 +46,10 @@ from odia_stream.keys import (
     stable_id,
 )
 from odia_stream.labels import NO_CALL, WilsonLabeler
-from odia_stream.settings import ClusteringSettings, TriggerSettings
+from odia_stream.settings import ClusteringSettings, TemplateTierSettings, TriggerSettings
 from odia_stream.store import ClusterIndex, ClusterPoint, EmbedderMismatchError, EmbedderSpec
 from odia_stream.templates import EntityDictionary, QueryTemplater, learn_from_call
+from odia_stream.templates.programs import ProgramRule, TemplateEvidence, observe
 from schemas import ClusterState, FCLogEvent, RetrainTrigger
 
 __all__ = ["INDEX_FLUSH_EVERY_BATCHES", "BatchOutcome", "OnlineClusterLearner", "stable_id"]
@@ -170,12 +174,16 @@ class OnlineClusterLearner(LearnerViews):
         triggers: TriggerSettings,
         cluster_distance: float,
         merge_distance: float,
+        templates: TemplateTierSettings | None = None,
+        program_rule: ProgramRule | None = None,
     ) -> None:
         self.embedder = embedder
         self.index = index
         self.db = db
         self._dictionary_factory = dictionary_factory
         self.settings = clustering
+        self.template_settings = templates if templates is not None else TemplateTierSettings()
+        self.program_rule = program_rule if program_rule is not None else ProgramRule(self.template_settings.min_support)
         self.trigger_policy = RetrainTriggerPolicy(triggers)
         self.cluster_distance = cluster_distance
         self.merge_distance = merge_distance
@@ -208,6 +216,7 @@ class OnlineClusterLearner(LearnerViews):
         self.trigger_policy.restore(self.db.get_meta("trigger_state", "{}") or "{}")
         for app, etype, value, count in self.db.entities():
             self.dictionary_of(app).add(etype, value, source="learned", count=count)
+        self.template_evidence = self.db.template_evidence(self.template_settings.max_observations)
         self.reconcile_index()
 
     @property
@@ -278,6 +287,7 @@ class OnlineClusterLearner(LearnerViews):
         admitted = self._admit(items)
         grouped = self._group(admitted.events)
         learned = self._learn_entities(grouped.new)
+        templates = self._count_template_calls(admitted.events)
         new = self._embed_new_queries(grouped.new)
         placement = self._place(grouped.known, new)
         touched = self._count_records(placement.touched)
@@ -286,7 +296,7 @@ class OnlineClusterLearner(LearnerViews):
         flipped = self._relabel(touched)
         self._advance_store_version(touched)
         triggers = self._retrain_triggers(placement.touched, flipped)
-        self._persist(admitted, placement, touched, examples, learned, triggers)
+        self._persist(admitted, placement, touched, examples, learned, templates, triggers)
         return BatchOutcome(
             received=admitted.received,
             accepted=len(admitted.events),
@@ -351,6 +361,24 @@ class OnlineClusterLearner(LearnerViews):
                 pairs = learn_from_call(self.dictionary_of(first.app), first.query, first.call.arguments)
                 learned.extend((first.app, t, v) for t, v in pairs)
         return learned
+
+    def _count_template_calls(self, events: list[FCLogEvent]) -> set[TemplateKey]:
+        """Count each record's answer under its query's template (after this batch's entities were
+        learned): how the call's arguments come from the template's slots. The touched templates."""
+        touched: set[TemplateKey] = set()
+        cap = self.template_settings.max_observations
+        for ev in events:
+            q = TemplatedQuery.of_record(ev, self.settings.scope, self.templater_of(ev.app))
+            key = (q.app, q.scope, q.text)
+            evidence = self.template_evidence.get(key)
+            if evidence is None:
+                evidence = self.template_evidence[key] = TemplateEvidence(cap)
+            if ev.call is None:
+                evidence.add_no_call(NO_CALL)
+            else:
+                evidence.add(observe(ev.call.name, ev.call.arguments, q.template.slots, self.dictionary_of(ev.app)))
+            touched.add(key)
+        return touched
 
     def _embed_new_queries(self, new: dict[GroupKey, list[FCLogEvent]]) -> _NewQueries:
         """Template and embed the new queries (after this batch's entities were learned)."""
@@ -540,6 +568,7 @@ class OnlineClusterLearner(LearnerViews):
         clusters: list[Cluster],
         examples: _Examples,
         learned: list[LearnedEntity],
+        templates: set[TemplateKey],
         triggers: list[RetrainTrigger],
     ) -> None:
         """Write the batch's changes (within the open transaction) and advance the applied offsets."""
@@ -553,6 +582,7 @@ class OnlineClusterLearner(LearnerViews):
         self.db.mark_seen(ev.event_id for ev in admitted.events)
         self.db.set_applied(admitted.offsets)
         self.db.add_entities(learned)
+        self.db.save_template_evidence({k: self.template_evidence[k] for k in sorted(templates)})
         self.db.set_meta(STORE_VERSION_KEY, str(self.store_version))
         self.db.set_meta("trigger_state", self.trigger_policy.to_json())
         for key, off in admitted.offsets.items():
@@ -603,7 +633,21 @@ class OnlineClusterLearner(LearnerViews):
             for c in self.clusters.values()
         }
         aliases = sorted((g.norm, self.groups[g.alias_of].norm) for g in self.groups.values() if g.alias_of is not None)
-        return {"clusters": dict(sorted(clusters.items())), "aliases": aliases, "index_points": self.index.count()}
+        programs = {
+            "\x1f".join(key): {
+                "calls": dict(sorted(ev.calls.items())),
+                "observations": sorted(
+                    (f, o.to_json(), n) for f, seen in ev.observations.items() for o, n in seen.items()
+                ),
+            }
+            for key, ev in sorted(self.template_evidence.items())
+        }
+        return {
+            "clusters": dict(sorted(clusters.items())),
+            "aliases": aliases,
+            "template_calls": programs,
+            "index_points": self.index.count(),
+        }
 
     def close(self) -> None:
         """Flush and close the store and the database."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from odia_stream.clustering.records import Cluster, QueryGroup, StoredExample
+from odia_stream.templates.programs import Observation, TemplateEvidence
 
 #: The meta key of the learner's store version (its first name, kept so existing state files load).
 STORE_VERSION_KEY = "state_version"
@@ -34,7 +35,15 @@ CREATE TABLE IF NOT EXISTS examples (
     history TEXT, call TEXT, tools_key TEXT, PRIMARY KEY (group_id, event_id));
 CREATE TABLE IF NOT EXISTS tools (tools_key TEXT PRIMARY KEY, tools TEXT);
 CREATE TABLE IF NOT EXISTS entities (app TEXT, type TEXT, value TEXT, count INTEGER, PRIMARY KEY (app, type, value));
+CREATE TABLE IF NOT EXISTS template_calls (
+    app TEXT, scope TEXT, template TEXT, function TEXT, observation TEXT, count INTEGER,
+    PRIMARY KEY (app, scope, template, function, observation));
 """
+
+#: ``observation`` of a ``template_calls`` row counting answers without an observation (no call).
+NO_OBSERVATION = ""
+#: ``observation`` of a ``template_calls`` row counting calls over the template's observation cap.
+OVERFLOW = "*"
 
 
 def _vec(blob: bytes) -> np.ndarray:
@@ -103,6 +112,24 @@ class LearnerStateDB:
     def entities(self) -> Iterator[tuple[str, str, str, int]]:
         """Learned entity values per app, with their counts."""
         yield from self.conn.execute("SELECT app, type, value, count FROM entities ORDER BY app, type, value")
+
+    def template_evidence(self, max_observations: int) -> dict[tuple[str, str, str], TemplateEvidence]:
+        """The counted answers of every template (see :mod:`odia_stream.templates.programs`)."""
+        out: dict[tuple[str, str, str], TemplateEvidence] = {}
+        for app, scope, template, function, observation, count in self.conn.execute(
+            "SELECT app, scope, template, function, observation, count FROM template_calls "
+            "ORDER BY app, scope, template, function, observation"
+        ):
+            ev = out.setdefault((app, scope, template), TemplateEvidence(max_observations))
+            if observation == NO_OBSERVATION:
+                ev.add_no_call(function, count)
+            elif observation == OVERFLOW:
+                ev.calls[function] += count
+                ev.overflow[function] += count
+            else:
+                ev.calls[function] += count
+                ev.observations.setdefault(function, Counter())[Observation.from_json(function, observation)] += count
+        return out
 
     def examples_of(self, group_ids: Iterable[int]) -> list[StoredExample]:
         """Kept examples of the given groups."""
@@ -192,6 +219,23 @@ class LearnerStateDB:
             "INSERT INTO entities VALUES (?,?,?,1) ON CONFLICT(app, type, value) DO UPDATE SET count=count+1",
             list(triples),
         )
+
+    def save_template_evidence(self, evidence: dict[tuple[str, str, str], TemplateEvidence]) -> None:
+        """Make ``evidence`` the stored counts of its templates."""
+        self.conn.executemany(
+            "DELETE FROM template_calls WHERE app=? AND scope=? AND template=?", list(evidence)
+        )
+        rows: list[tuple[str, str, str, str, str, int]] = []
+        for (app, scope, template), ev in evidence.items():
+            for function, seen in ev.observations.items():
+                rows.extend((app, scope, template, function, obs.to_json(), n) for obs, n in seen.items())
+            for function, n in ev.overflow.items():
+                rows.append((app, scope, template, function, OVERFLOW, n))
+            for function, n in ev.calls.items():
+                rest = n - sum(ev.observations.get(function, Counter()).values()) - ev.overflow[function]
+                if rest:
+                    rows.append((app, scope, template, function, NO_OBSERVATION, rest))
+        self.conn.executemany("INSERT INTO template_calls VALUES (?,?,?,?,?,?)", rows)
 
     def counts(self) -> dict[str, int]:
         """Row counts per table (for summaries)."""

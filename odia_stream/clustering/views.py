@@ -15,11 +15,12 @@ from pathlib import Path
 
 from odia_stream.clustering.records import Cluster, QueryGroup
 from odia_stream.clustering.state_db import STORE_VERSION_KEY, LearnerStateDB
-from odia_stream.keys import TemplatedQuery, TemplateKey, cluster_key
+from odia_stream.keys import TemplatedQuery, TemplateKey, cluster_key, template_text
 from odia_stream.labels import WilsonLabeler
-from odia_stream.settings import ClusteringSettings
+from odia_stream.settings import ClusteringSettings, TemplateTierSettings
 from odia_stream.templates import EntityDictionary, QueryTemplater
-from schemas import ClusterState
+from odia_stream.templates.programs import Program, ProgramRule, TemplateEvidence, best_program
+from schemas import ClusterState, TemplateProgram
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,10 @@ class LearnerViews:
     _templaters: dict[str, QueryTemplater]
     _dictionary_factory: Callable[[], EntityDictionary]
     store_version: int
+    template_settings: TemplateTierSettings
+    template_evidence: dict[TemplateKey, TemplateEvidence]
+    #: What makes a program live (the router's target precision and never-small functions).
+    program_rule: ProgramRule
 
     @property
     def embedder_id(self) -> str:  # pragma: no cover - overridden
@@ -101,12 +106,16 @@ class LearnerViews:
         top = sorted((self.groups[g] for g in cluster.group_ids), key=lambda g: (-g.count, g.norm))
         n = self.settings.state_samples
         templates: list[str] = []
+        programs: list[TemplateProgram] = []
         for g in top[: 4 * n]:
             if len(templates) >= n:
                 break
             t = self.templater_of(cluster.app).template(g.query)
             if t.has_entities and t.text not in templates:
                 templates.append(t.text)
+                shown = self._program_state(cluster.app, cluster.scope, t.text, template_text(t))
+                if shown is not None:
+                    programs.append(shown)
         return ClusterState(
             cluster_id=cluster_key(cluster.cluster_id),
             app=cluster.app,
@@ -120,9 +129,22 @@ class LearnerViews:
             label=cluster.label,  # type: ignore[arg-type]
             training_examples=self.training_examples(cluster),
             templates=templates,
+            template_programs=programs,
             sample_queries=[g.query for g in top[:n]],
             version=max(cluster.version, 1),
             embedder_id=self.embedder_id,
+        )
+
+    def _program_state(self, app: str, scope: str, shown: str, text: str) -> TemplateProgram | None:
+        """The published program of template ``text`` (shown as ``shown``), if it has one."""
+        evidence = self.template_evidence.get((app, scope, text))
+        program = self.program_rule.program(evidence) if evidence is not None else None
+        if program is None:
+            return None
+        live, reason = self.program_rule.live(program)
+        return TemplateProgram(
+            template=shown, function=program.function, sources=program.sources_text(), support=program.support,
+            agreement=program.agreement, lower_bound=round(program.lower_bound, 6), live=live, reason=reason,
         )
 
     def template_clusters(self, min_queries: int = 2) -> list[TemplateCluster]:
@@ -149,6 +171,16 @@ class LearnerViews:
             )
         return sorted(out, key=lambda t: (-t.size, t.template))
 
+    def template_programs(self, *, target: float, z: float) -> dict[TemplateKey, Program]:
+        """Every template's argument program (valid or not) for the router's ``target`` precision
+        at confidence ``z``; templates whose answers made no call have none."""
+        out: dict[TemplateKey, Program] = {}
+        for key, evidence in self.template_evidence.items():
+            program = best_program(evidence, min_support=self.template_settings.min_support, target=target, z=z)
+            if program is not None:
+                out[key] = program
+        return out
+
     def summary(self) -> LearnerSummary:
         """Totals over the whole store."""
         labels = Counter(c.label for c in self.clusters.values())
@@ -174,12 +206,16 @@ class LearnerView(LearnerViews):
         db_path: Path,
         *,
         clustering: ClusteringSettings,
+        templates: TemplateTierSettings | None = None,
+        program_rule: ProgramRule | None = None,
         dictionary_factory: Callable[[], EntityDictionary] = EntityDictionary,
     ) -> None:
         if not db_path.exists():
             raise FileNotFoundError(f"no learner state at {db_path}: run the ingest agents first")
         self.db = LearnerStateDB(db_path, read_only=True)
         self.settings = clustering
+        self.template_settings = templates if templates is not None else TemplateTierSettings()
+        self.program_rule = program_rule if program_rule is not None else ProgramRule(self.template_settings.min_support)
         self.labeler = WilsonLabeler(clustering.simple_share, clustering.wilson_z, clustering.min_support)
         self._dictionary_factory = dictionary_factory
         self.dictionaries = {}
@@ -193,6 +229,7 @@ class LearnerView(LearnerViews):
         self.groups = {g.group_id: g for g in self.db.load_groups()}
         for app, etype, value, count in self.db.entities():
             self.dictionary_of(app).add(etype, value, source="learned", count=count)
+        self.template_evidence = self.db.template_evidence(self.template_settings.max_observations)
 
     @property
     def embedder_id(self) -> str:

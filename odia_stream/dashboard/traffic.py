@@ -14,6 +14,7 @@ from schemas import ServeResponse
 
 @dataclass
 class _Bucket:
+    template: int = 0
     small: int = 0
     large: int = 0
     none: int = 0
@@ -24,7 +25,7 @@ class _Bucket:
 
     @property
     def requests(self) -> int:
-        return self.small + self.large + self.none
+        return self.template + self.small + self.large + self.none
 
 
 def _epoch(ts: datetime) -> float:
@@ -40,8 +41,8 @@ def _p50_p90(values: np.ndarray) -> tuple[float, float]:
 class TrafficSeries:
     """Responses counted per ``bucket_s`` bucket of their ``answered_at`` time.
 
-    Coverage is the share served by the small model (``served_by == "small"``; errors answered by
-    nobody count as not covered); latency is ``latency.total_ms``, as p50 and p90. Only the newest
+    Coverage is the share served without the large model (``served_by`` ``small`` or ``template``;
+    errors answered by nobody count as not covered); latency is ``latency.total_ms``, as p50 and p90. Only the newest
     ``max_buckets`` buckets are kept: responses older than that, and a request id already counted
     in its bucket (a redelivery), are counted in ``dropped``; those of buckets that leave the
     window in ``expired``.
@@ -73,7 +74,9 @@ class TrafficSeries:
             self.dropped += 1
             return False
         bucket.request_ids.add(response.request_id)
-        if response.served_by == "small":
+        if response.served_by == "template":
+            bucket.template += 1
+        elif response.served_by == "small":
             bucket.small += 1
         elif response.served_by == "large":
             bucket.large += 1
@@ -95,10 +98,11 @@ class TrafficSeries:
             point = TrafficPoint(
                 start=datetime.fromtimestamp(index * self.bucket_s, UTC),
                 requests=b.requests,
+                template=b.template,
                 small=b.small,
                 large=b.large,
                 none=b.none,
-                coverage=b.small / b.requests,
+                coverage=(b.small + b.template) / b.requests,
                 p50_ms=p50,
                 p90_ms=p90,
             )
@@ -114,7 +118,7 @@ class TrafficSeries:
         computed = [self._point(i) for i in sorted(self._buckets)]
         points = [p for p, _ in computed]
         requests = sum(p.requests for p in points)
-        small = sum(p.small for p in points)
+        small = sum(p.small + p.template for p in points)
         p50 = p90 = None
         if computed:
             p50, p90 = _p50_p90(np.concatenate([lat for _, lat in computed]))

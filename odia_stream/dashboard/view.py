@@ -45,10 +45,12 @@ class TrafficPoint(_View):
 
     start: datetime
     requests: int
+    #: Answered from a template's argument program (no model).
+    template: int = 0
     small: int
     large: int
     none: int
-    #: Share of the bucket's responses that the small model served.
+    #: Share of the bucket's responses served without the large model (small model or template).
     coverage: float = Field(ge=0, le=1)
     p50_ms: float
     p90_ms: float

@@ -1,5 +1,5 @@
-"""The demo report: coverage, router precision, small-model accuracy and latency against an
-all-large baseline, the paper's expected-latency formula with measured values, and plots.
+"""The demo report: coverage, router precision, template-tier and small-model accuracy and latency
+against an all-large baseline, the paper's expected-latency formula with measured values, and plots.
 
 Everything here is computed from what a user could collect: the held-out requests with the call
 the large model recorded for them, the responses serving published, and the latency the large
@@ -62,21 +62,28 @@ def build_report(
     missing = [h.request.request_id for h in held_out if h.request.request_id not in by_id]
     answered = [(h, by_id[h.request.request_id]) for h in held_out if h.request.request_id in by_id]
     small = [(h, r) for h, r in answered if r.served_by == "small"]
+    template = [(h, r) for h, r in answered if r.served_by == "template"]
+    fast = small + template  # answered without the large model
     large = [(h, r) for h, r in answered if r.served_by == "large"]
     errors = [(h, r) for h, r in answered if r.error is not None]
-    right_function = sum(1 for h, r in small if r.call is not None and h.expected is not None and r.call.name == h.expected.name)
-    ast_ok = sum(
-        1 for h, r in small
-        if h.expected is not None and ast_match(r.call, h.expected, _tool(h.request, h.expected.name)).ok
-    )
+    right_function = sum(1 for h, r in fast if r.call is not None and h.expected is not None and r.call.name == h.expected.name)
+
+    def ast_ok(pairs: Sequence[tuple[HeldOut, ServeResponse]]) -> int:
+        return sum(
+            1 for h, r in pairs
+            if h.expected is not None and ast_match(r.call, h.expected, _tool(h.request, h.expected.name)).ok
+        )
+
     truly_callable = [h for h, _ in answered if h.expected is not None]
     total = [r.latency.total_ms for _, r in answered]
     base = [baseline_ms[h.request.request_id] for h, _ in answered if h.request.request_id in baseline_ms]
     small_ms = [r.latency.total_ms for _, r in small]
+    fast_ms = [r.latency.total_ms for _, r in fast]
+    template_ms = [r.latency.total_ms for _, r in template]
     large_ms = [r.latency.total_ms for _, r in large]
     route_ms = [r.latency.route_ms for _, r in answered]
-    coverage = len(small) / len(answered) if answered else 0.0
-    mean_small = float(np.mean(small_ms)) if small_ms else 0.0
+    coverage = len(fast) / len(answered) if answered else 0.0
+    mean_small = float(np.mean(fast_ms)) if fast_ms else 0.0
     mean_large = float(np.mean(large_ms)) if large_ms else (float(np.mean(base)) if base else 0.0)
     expected_formula = coverage * mean_small + (1 - coverage) * mean_large
     reasons = Counter(r.route_reason for _, r in answered)
@@ -87,22 +94,28 @@ def build_report(
         "errors": len(errors),
         "coverage": round(coverage, 4),
         "served_small": len(small),
+        "served_template": len(template),
         "served_large": len(large),
-        "coverage_of_callable": round(len(small) / len(truly_callable), 4) if truly_callable else 0.0,
-        "router_precision": round(right_function / len(small), 4) if small else None,
-        "small_ast_accuracy": round(ast_ok / len(small), 4) if small else None,
+        "coverage_of_callable": round(len(fast) / len(truly_callable), 4) if truly_callable else 0.0,
+        "router_precision": round(right_function / len(fast), 4) if fast else None,
+        "small_ast_accuracy": round(ast_ok(small) / len(small), 4) if small else None,
         "small_evaluated": len(small),
+        "template_share": round(len(template) / len(answered), 4) if answered else 0.0,
+        "template_ast_agreement": round(ast_ok(template) / len(template), 4) if template else None,
         "route_reasons": dict(sorted(reasons.items())),
         "escalated": sum(1 for _, r in answered if r.route_reason.startswith("escalated")),
         "latency_ms": {
             "odia": _stats(total),
             "all_large_baseline": _stats(base),
             "small_routed": _stats(small_ms),
+            "template": _stats(template_ms),
+            "template_assembly": _stats([r.latency.template_ms for _, r in template]),
             "large_routed": _stats(large_ms),
             "route": _stats(route_ms),
         },
         "expected_latency_formula": {
-            "formula": "E[L] = c * L_small + (1 - c) * L_large   (router time included in both terms)",
+            "formula": "E[L] = c * L_small + (1 - c) * L_large   (router time included in both terms; "
+            "c and L_small count template answers with the small model's)",
             "c": round(coverage, 4),
             "L_small_ms": round(mean_small, 2),
             "L_large_ms": round(mean_large, 2),
@@ -124,14 +137,15 @@ def build_report(
 
 
 def coverage_series(responses: Sequence[ServeResponse]) -> tuple[list[float], list[float]]:
-    """(seconds since the first answer, cumulative share served small) in answer order."""
+    """(seconds since the first answer, cumulative share served without the large model: by the
+    small model or a template) in answer order."""
     ordered = sorted(responses, key=lambda r: r.answered_at)
     if not ordered:
         return [], []
     t0 = ordered[0].answered_at
     xs, ys, small = [], [], 0
     for i, r in enumerate(ordered, start=1):
-        small += r.served_by == "small"
+        small += r.served_by in ("small", "template")
         xs.append((r.answered_at - t0).total_seconds())
         ys.append(small / i)
     return xs, ys
@@ -175,7 +189,7 @@ def write_report(
     ax.plot(xs, ys)
     ax.set_ylim(0, 1)
     ax.set_xlabel("seconds since the first response")
-    ax.set_ylabel("share served by the small model")
+    ax.set_ylabel("share served small or by a template")
     ax.set_title("Coverage over time (cumulative)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -200,8 +214,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "| figure | value |",
         "|---|---|",
         f"| requests answered | {report['answered']} / {report['requests']} (errors: {report['errors']}) |",
-        f"| coverage (served small) | {pct(report['coverage'])} |",
-        f"| router precision (right function when small) | {pct(report['router_precision'])} |",
+        f"| coverage (served small or by a template) | {pct(report['coverage'])} |",
+        f"| template tier: share, AST agreement vs the large model's calls | {pct(report['template_share'])}, "
+        f"{pct(report['template_ast_agreement'])} (on {report['served_template']}) |",
+        f"| router precision (right function when small or template) | {pct(report['router_precision'])} |",
         f"| small-model AST accuracy vs the large model's calls | {pct(report['small_ast_accuracy'])} "
         f"(on {report['small_evaluated']}) |",
         f"| escalated small → large | {report['escalated']} |",
@@ -210,7 +226,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "| latency (ms) | p50 | p90 | mean |",
         "|---|---|---|---|",
     ]
-    for name in ("odia", "all_large_baseline", "small_routed", "large_routed", "route"):
+    for name in ("odia", "all_large_baseline", "small_routed", "template", "template_assembly", "large_routed", "route"):
         s = lat[name]
         cells = " | ".join("–" if s[k] is None else str(s[k]) for k in ("p50", "p90", "mean"))
         lines.append(f"| {name.replace('_', ' ')} (n={s['n']}) | {cells} |")

@@ -10,17 +10,29 @@ both. A router runs from a versioned :class:`RouterSnapshot` built from the lear
     decision = router.decide(request)        # route, function, score, reason, stage, timings
 """
 
-from odia_stream.routing.builder import LearnerState, build_snapshot, publish_router, router_builder, snapshot_root
+from odia_stream.routing.builder import (
+    LearnerState,
+    build_snapshot,
+    publish_router,
+    router_builder,
+    snapshot_root,
+)
 from odia_stream.routing.calibration import CurvePoint, Threshold, choose_threshold, precision_curve
 from odia_stream.routing.classifier import COMPLEX, LinearRouteModel, TrainedClassifier
 from odia_stream.routing.decision import SMALL_REASONS, Decision, Reason, Route, Stage
 from odia_stream.routing.error_budget import BudgetState, ErrorBudget
-from odia_stream.routing.evaluation import RoutingEvaluation, evaluate_decisions, request_of, truly_simple_flags
+from odia_stream.routing.evaluation import (
+    RoutingEvaluation,
+    evaluate_decisions,
+    request_of,
+    truly_simple_flags,
+)
 from odia_stream.routing.features import CONTEXT_FEATURES, context_features, has_reference_marker
 from odia_stream.routing.lookup import ClusterLookup, ClusterMatch, IndexClusterLookup, MatrixClusterLookup
 from odia_stream.routing.router import PreparedQuery, Router, index_lookup, open_router
 from odia_stream.routing.safety import SafetyRules, ToolCatalog, schema_fingerprint
 from odia_stream.routing.snapshot import (
+    ProgramEntry,
     RouterSnapshot,
     SnapshotError,
     SnapshotInfo,
@@ -29,10 +41,12 @@ from odia_stream.routing.snapshot import (
     load_snapshot,
     write_snapshot,
 )
+from odia_stream.routing.template_tier import MISS_REASONS, TemplateAnswer, TemplateTier
 
 __all__ = [
     "COMPLEX",
     "CONTEXT_FEATURES",
+    "MISS_REASONS",
     "SMALL_REASONS",
     "BudgetState",
     "ClusterLookup",
@@ -45,6 +59,7 @@ __all__ = [
     "LinearRouteModel",
     "MatrixClusterLookup",
     "PreparedQuery",
+    "ProgramEntry",
     "Reason",
     "Route",
     "Router",
@@ -54,6 +69,8 @@ __all__ = [
     "SnapshotError",
     "SnapshotInfo",
     "Stage",
+    "TemplateAnswer",
+    "TemplateTier",
     "Threshold",
     "ToolCatalog",
     "TrainedClassifier",

@@ -9,6 +9,9 @@
 4. Stage 2: the classifier learns "function F" for groups of simple clusters whose own calls agree
    with it and "complex" for the others (undecided clusters: per ``router.undecided``); its
    out-of-sample scores on the groups both earlier stages leave undecided choose its threshold.
+5. The template tier: templates' argument programs valid at the target precision
+   (:func:`live_programs`); serving answers from them when the router routes small with their
+   function.
 """
 
 from __future__ import annotations
@@ -44,10 +47,18 @@ from odia_stream.routing.holdout import (
     template_keys,
 )
 from odia_stream.routing.safety import ToolCatalog
-from odia_stream.routing.snapshot import ClusterTable, RouterSnapshot, SnapshotInfo, TemplateEntry, write_snapshot
+from odia_stream.routing.snapshot import (
+    ClusterTable,
+    ProgramEntry,
+    RouterSnapshot,
+    SnapshotInfo,
+    TemplateEntry,
+    write_snapshot,
+)
 from odia_stream.settings import ClusteringSettings, OdiaSettings, RouterSettings
 from odia_stream.store import EmbedderMismatchError, EmbedderSpec
 from odia_stream.templates import EntityDictionary, QueryTemplater
+from odia_stream.templates.programs import Program
 from schemas import ChatMessage, ToolSpec
 
 #: Template clusters need at least this many distinct queries.
@@ -75,6 +86,10 @@ class LearnerState(Protocol):
 
     def dictionary_of(self, app: str) -> EntityDictionary:
         """The entity dictionary of ``app``."""
+        ...
+
+    def template_programs(self, *, target: float, z: float) -> dict[TemplateKey, Program]:
+        """Every template's argument program, valid or not."""
         ...
 
 
@@ -248,6 +263,7 @@ def build_snapshot(
     s2, c2, _ = _stage_arrays(held_t, groups, ~decided)
     t_template = choose_threshold(s2, c2, total, target=aim, z=z, min_routed=floor)
     decided |= np.array([m.kind == "simple" and m.score >= t_template.value for m in held_t]) & ~decided
+    programs = live_programs(state, rs, routable)
     templates = []
     for (app, scope, text), (n, counts) in sorted(pooled.items()):
         d = state.labeler.label(counts)
@@ -281,6 +297,7 @@ def build_snapshot(
         "query_groups": len(groups),
         "records": int(total.sum()),
         "templates": len(templates),
+        "programs": len(programs),
         "classifier_training_items": sum(1 for y in labels if y is not None),
         "classifier_seconds": trained.train_seconds if trained else None,
         "calibration": {
@@ -304,8 +321,23 @@ def build_snapshot(
         classifier=trained.model if trained else None,
         classifier_kind=trained.kind if trained else None,
         thresholds={"match": t_match, "template": t_template, "classifier": t_classifier},
-        dictionaries={app: state.dictionary_of(app) for app in apps},
+        dictionaries={app: state.dictionary_of(app) for app in sorted({*apps, *(p.app for p in programs)})},
+        programs=programs,
         report=report,
+    )
+
+
+def live_programs(
+    state: LearnerState, rs: RouterSettings, routable: Callable[[str | None], bool]
+) -> tuple[ProgramEntry, ...]:
+    """The template tier's programs: valid at the router's target precision (z =
+    ``calibration_z``), of a function the small path may answer and not in ``never_small``."""
+    never = frozenset(rs.never_small)
+    return tuple(
+        ProgramEntry(app, scope, text, p.function, tuple(sorted(p.sources_text().items())), p.support, p.agreement,
+                     round(p.lower_bound, 9))
+        for (app, scope, text), p in sorted(state.template_programs(target=rs.target_precision, z=rs.calibration_z).items())
+        if p.valid and routable(p.function) and p.function not in never
     )
 
 

@@ -4,7 +4,9 @@ Per request: safety pre-checks (tools, app, tool set); the query templated with 
 entity dictionaries and embedded once; stage 1, the nearest cluster of the request's scope
 (close enough and simple: the small model; close enough and complex: the large one), then the
 query's NER template; stage 2, the classifier on the embedding and context features; finally the
-safety rules on the predicted function and the cluster's error budget.
+safety rules on the predicted function and the cluster's error budget. A request routed small may
+then be answered by the template tier (:meth:`Router.template_answer`,
+:mod:`~odia_stream.routing.template_tier`).
 """
 
 from __future__ import annotations
@@ -28,11 +30,11 @@ from odia_stream.routing.features import context_features
 from odia_stream.routing.lookup import ClusterLookup, IndexClusterLookup, MatrixClusterLookup, fill_index
 from odia_stream.routing.safety import SafetyRules
 from odia_stream.routing.snapshot import RouterSnapshot, TemplateEntry, find_snapshot, load_snapshot
+from odia_stream.routing.template_tier import TemplateAnswer, TemplateTier
 from odia_stream.settings import OdiaSettings, RouterSettings
 from odia_stream.store import EmbedderMismatchError, EmbedderSpec, open_cluster_index
 from odia_stream.templates import EntityDictionary, QueryTemplater
 from schemas import ServeRequest
-
 
 #: A request's scope, template and the text that is embedded (its normalised NER template).
 PreparedQuery = TemplatedQuery
@@ -81,6 +83,11 @@ class Router:
                 self.budget.seed(table.key(row), successes=float(table.dominant[row]), total=float(table.sizes[row]))
         for t in snapshot.templates:
             self.budget.seed(t.key, successes=float(t.dominant), total=float(t.size))
+        for p in snapshot.programs:
+            self.budget.seed(p.key, successes=float(p.agreement), total=float(p.support))
+        self.templates = TemplateTier(
+            snapshot.programs, dict(snapshot.dictionaries), never_small=settings.never_small, allows=self.budget.allows
+        )
         th = snapshot.thresholds
         self.match_threshold = th["match"].value
         self.template_threshold = th["template"].value
@@ -177,9 +184,16 @@ class Router:
                 out[i] = self._route(requests[i], prep, vector, t0, embed_ms)
         return [d for d in out if d is not None]
 
+    def template_answer(self, request: ServeRequest, function: str | None, *, check_required: bool = True) -> TemplateAnswer:
+        """The template tier's answer to ``request`` routed small with ``function`` (templating
+        included in its time): a call, or why it falls through."""
+        t0 = time.perf_counter()
+        return self.templates.answer(request, self.prepare(request), function, check_required=check_required, started=t0)
+
     # -- feedback ------------------------------------------------------------------------------
     def record_agreement(self, cluster_id: Hashable, agreed: bool) -> None:
-        """Record a shadow check of a cluster (its ``c…`` key, ``t…`` template key or integer id)."""
+        """Record a shadow check of a cluster (its ``c…`` key, ``t…`` template key, ``p…`` program
+        key or integer id)."""
         self.budget.record(budget_key(cluster_id), agreed)
 
     def close(self) -> None:

@@ -2,7 +2,7 @@
 
 A snapshot holds everything a router needs, written from the learner's state: the clusters
 (representative vectors, scope, label, dominant function, support), the simple NER templates,
-the tool catalog, the stage-2 classifier, the calibrated thresholds, the entity dictionaries the
+the templates' valid argument programs (the template tier), the tool catalog, the stage-2 classifier, the calibrated thresholds, the entity dictionaries the
 learner templated with, the embedder id, the learner state version (the cluster-store snapshot)
 and the adapter version it was calibrated for.
 
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from odia_stream.keys import cluster_key, template_cluster_key
+from odia_stream.keys import cluster_key, program_key, template_cluster_key
 from odia_stream.routing.calibration import Threshold
 from odia_stream.routing.classifier import LinearRouteModel
 from odia_stream.routing.safety import ToolCatalog
@@ -101,6 +101,27 @@ class TemplateEntry:
         return template_cluster_key(self.app, self.scope, self.template)
 
 
+@dataclass(frozen=True)
+class ProgramEntry:
+    """A template's valid argument program (:mod:`odia_stream.templates.programs`): the call of
+    ``function`` assembled from the query's slots, with the evidence it was found valid on."""
+
+    app: str
+    scope: str
+    template: str
+    function: str
+    #: Argument name → source text (``slot:song``, ``const:"app"``...), sorted by name.
+    sources: tuple[tuple[str, str], ...]
+    support: int
+    agreement: int
+    lower_bound: float
+
+    @property
+    def key(self) -> str:
+        """Stable key of the program (``p<hex>``), the key of its error budget."""
+        return program_key(self.app, self.scope, self.template)
+
+
 @dataclass(frozen=True, eq=False)
 class RouterSnapshot:
     """Everything a :class:`~odia_stream.routing.Router` is built from (see the module doc)."""
@@ -119,6 +140,8 @@ class RouterSnapshot:
     classifier_kind: str | None
     thresholds: Mapping[str, Threshold]
     dictionaries: Mapping[str, EntityDictionary]
+    #: Valid argument programs of the template tier.
+    programs: tuple[ProgramEntry, ...] = ()
     #: Build figures (counts, calibration, seconds): kept in the manifest, not in the version hash.
     report: Mapping[str, Any] = field(default_factory=dict)
     version: str = ""
@@ -193,6 +216,12 @@ def _content(s: RouterSnapshot, apps: list[str]) -> dict[str, Any]:
             {"app": t.app, "scope": t.scope, "template": t.template, "function": t.function,
              "lower_bound": round(t.lower_bound, 9), "queries": t.queries, "size": t.size, "dominant": t.dominant}
             for t in s.templates
+        ],
+        "programs": [
+            {"app": p.app, "scope": p.scope, "template": p.template, "function": p.function,
+             "sources": dict(p.sources), "support": p.support, "agreement": p.agreement,
+             "lower_bound": round(p.lower_bound, 9)}
+            for p in s.programs
         ],
         "catalog": s.catalog.to_json(),
         "classifier": None if s.classifier is None else {
@@ -321,5 +350,10 @@ def load_snapshot(path: Path) -> RouterSnapshot:
         templates=tuple(TemplateEntry(**t) for t in c["templates"]), catalog=ToolCatalog.from_json(c["catalog"]),
         classifier=classifier, classifier_kind=c["classifier"]["kind"] if c["classifier"] else None,
         thresholds={k: _threshold_from(v) for k, v in c["thresholds"].items()}, dictionaries=dictionaries,
+        programs=tuple(
+            ProgramEntry(p["app"], p["scope"], p["template"], p["function"], tuple(sorted(p["sources"].items())),
+                         int(p["support"]), int(p["agreement"]), float(p["lower_bound"]))
+            for p in c.get("programs", [])  # snapshots written before the template tier have none
+        ),
         report=manifest.get("report", {}), version=info.version, created_at=info.created_at,
     )

@@ -5,11 +5,14 @@ Per request (pure async logic, no Kafka):
 1. capture the serving pair (adapter + router) once; it is used to the end even if a hot swap
    happens meanwhile;
 2. route with the pair's router (``serving.mode = all_large`` sends everything large);
-3. small route: render the prompt (the trainer's format), generate with the pair's adapter within
+3. small route: first the template tier (``templates.enabled``): a call assembled from the
+   request's slots by its template's live program, validated like a model's call, answered with
+   ``served_by = "template"`` (a miss falls through, counted by reason); else render the prompt (the trainer's format), generate with the pair's adapter within
    the latency budget, parse, map aliases back and validate against the offered tools; any failure
    is escalated (:mod:`odia_stream.serving.escalation`) and counted;
 4. large route or escalation: ask the large model;
-5. served small: maybe start a shadow check (off the critical path).
+5. served by a template or small: maybe start a shadow check (off the critical path; a program's
+   disagreements spend its own error budget).
 
 Every path returns exactly one response: errors become a response with ``error`` set and
 ``served_by = "none"``, built by this module alone.
@@ -85,12 +88,14 @@ def _error_response(
 class _Clock:
     started: float
     route_ms: float = 0.0
+    template_ms: float = 0.0
     generate_ms: float = 0.0
     validate_ms: float = 0.0
 
     def breakdown(self) -> LatencyBreakdown:
         return LatencyBreakdown(
             route_ms=self.route_ms,
+            template_ms=self.template_ms,
             generate_ms=self.generate_ms,
             validate_ms=self.validate_ms,
             total_ms=_ms(self.started),
@@ -191,6 +196,10 @@ class ServeEngine:
         clock.route_ms = _ms(started)
         if decision.route != "small":
             return await self._large(request, active, clock, str(decision.reason))
+        if self.settings.templates.enabled:
+            answered = self._template(request, active, decision, clock)
+            if answered is not None:
+                return answered
         small = await self._small(request, active, decision, clock)
         if small.escalation is not None:
             self.metrics.escalations.labels(small.escalation.reason).inc()
@@ -200,6 +209,26 @@ class ServeEngine:
         if self.shadow is not None:
             self.shadow.submit(request, small.call, decision.cluster_id, active.router)
         return self._response(request, active, clock, small.call, "small", str(decision.reason))
+
+    def _template(
+        self, request: ServeRequest, active: ActiveVersion, decision: RouteDecision, clock: _Clock
+    ) -> ServeResponse | None:
+        """The template tier's response, or ``None`` (counted by reason) to go on to the small model."""
+        assert active.router is not None
+        answer = active.router.template_answer(
+            request, decision.function, check_required=self.settings.serving.require_all_arguments
+        )
+        clock.template_ms = answer.assemble_ms
+        if answer.call is None:
+            self.metrics.template_misses.labels(str(answer.miss)).inc()
+            if answer.detail:
+                log.debug("request %s not answered from its template (%s): %s", request.request_id, answer.miss,
+                          answer.detail)
+            return None
+        if self.shadow is not None:
+            self.shadow.submit(request, answer.call, answer.program, active.router)
+        return self._response(request, active, clock, answer.call, "template", str(decision.reason),
+                              program=answer.program)
 
     async def _small(
         self, request: ServeRequest, active: ActiveVersion, decision: RouteDecision, clock: _Clock
@@ -282,6 +311,7 @@ class ServeEngine:
         reason: str,
         *,
         large_model: str | None = None,
+        program: str | None = None,
     ) -> ServeResponse:
         return ServeResponse(
             request_id=request.request_id,
@@ -290,6 +320,7 @@ class ServeEngine:
             route_reason=reason,
             generator_version=active.generator_version,
             router_version=active.router_version,
+            program=program,
             large_model=large_model,
             latency=clock.breakdown(),
         )

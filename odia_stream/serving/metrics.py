@@ -4,8 +4,10 @@ Exposed names (Prometheus adds ``_total`` / ``_bucket`` suffixes):
 
 * ``odia_serving_requests_total{served_by, reason}``: responses sent, by who answered and why;
 * ``odia_serving_escalations_total{reason}``: small-model answers escalated to the large model;
+* ``odia_serving_template_misses_total{reason}``: small-routed requests the template tier left to the
+  small model (:data:`~odia_stream.routing.template_tier.MISS_REASONS`);
 * ``odia_serving_errors_total{kind}``: error responses (``malformed``, ``large_model``, ``internal``);
-* ``odia_serving_latency_seconds{stage, served_by}``: route / generate / validate / total;
+* ``odia_serving_latency_seconds{stage, served_by}``: route / template / generate / validate / total;
 * ``odia_serving_swaps_total{status}`` and ``odia_serving_swap_seconds``: hot-swap events;
 * ``odia_serving_active_version{generator_version, router_version}``: 1 for the serving pair;
 * ``odia_serving_in_flight``: requests being answered;
@@ -39,6 +41,12 @@ class ServingMetrics:
         self.escalations = Counter(
             "odia_serving_escalations",
             "Small-model answers escalated to the large model",
+            ["reason"],
+            registry=r,
+        )
+        self.template_misses = Counter(
+            "odia_serving_template_misses",
+            "Small-routed requests the template tier left to the small model",
             ["reason"],
             registry=r,
         )
@@ -77,6 +85,7 @@ class ServingMetrics:
         lat = response.latency
         for stage, ms in (
             ("route", lat.route_ms),
+            ("template", lat.template_ms),
             ("generate", lat.generate_ms),
             ("validate", lat.validate_ms),
             ("total", lat.total_ms),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Protocol, runtime_checkable
 
+from odia_stream.routing.template_tier import TemplateAnswer
 from schemas import ServeRequest
 
 __all__ = ["RouteDecision", "RouterLike", "RouterLoader"]
@@ -55,6 +56,10 @@ class RouterLike(Protocol):
 
     def decide(self, request: ServeRequest) -> RouteDecision:
         """Route ``request`` (fast: milliseconds, embedding included)."""
+        ...
+
+    def template_answer(self, request: ServeRequest, function: str | None, *, check_required: bool = True) -> TemplateAnswer:
+        """The template tier's answer to ``request`` routed small with ``function``, or why there is none."""
         ...
 
     def record_agreement(self, cluster_id: Hashable, agreed: bool) -> None:

@@ -2,7 +2,9 @@
 
 Values are keyed by their normalised form (:func:`~odia_stream.templates.text.normalize_text`:
 NFKC + casefold, whitespace squeezed), so ``"Jay Chou"`` and ``"jay  chou"`` are one entry;
-the first surface form seen is kept for display. Type names are stripped and lowercased.
+the entry's ``value``, its canonical form, is its most frequent surface form (ties: the first in
+code-point order), so it does not depend on the order values arrive in. Type names are stripped and
+lowercased.
 
     >>> d = EntityDictionary()
     >>> d.add("Singer", "周杰伦")
@@ -44,6 +46,14 @@ class _Entry:
     value: str
     count: int
     source: str
+    #: Count per surface form (``value`` is the most frequent, ties: the smallest).
+    surfaces: dict[str, int]
+
+    def add_surface(self, surface: str, count: int) -> None:
+        n = self.surfaces[surface] = self.surfaces.get(surface, 0) + count
+        best = self.surfaces[self.value]
+        if n > best or (n == best and surface < self.value):
+            self.value = surface
 
 
 class EntityDictionary:
@@ -76,8 +86,9 @@ class EntityDictionary:
         entry = values.get(key)
         is_new = entry is None
         if entry is None:
-            values[key] = _Entry(surface, count, source)
+            values[key] = _Entry(surface, count, source, {surface: count})
         else:
+            entry.add_surface(surface, count)
             entry.count += count
             if source == "file":
                 entry.source = "file"

@@ -7,6 +7,7 @@ model cache by the hash of everything that determines them, so a session trains 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import time
@@ -19,8 +20,6 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from odia_stream.generation.adapter_digest import adapter_sha256, version_of
-from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
 from odia.bench.serve_bench import (
     app_events,
     build_router_snapshot,
@@ -28,6 +27,8 @@ from odia.bench.serve_bench import (
     train_adapter,
     training_examples,
 )
+from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
+from odia_stream.generation.adapter_digest import adapter_sha256, version_of
 from odia_stream.generation.base_model import base_model_id
 from odia_stream.generation.protocol import SmallGenerator
 from odia_stream.large_model import ReplaySimulatedLargeModel
@@ -40,17 +41,20 @@ from serving.consumer import ServingConsumer
 
 __all__ = [
     "RouterFixture",
-    "app_router",
     "app_events",
+    "app_router",
     "collect_responses",
+    "engine_settings",
     "large_routed",
     "publish_update",
     "register_adapters",
+    "replay_large",
     "request_of",
     "serving_context",
     "split_events",
     "steady_pool",
     "steady_stream",
+    "template_router",
     "tiny_adapter",
     "training_examples",
 ]
@@ -81,6 +85,61 @@ def app_router(snips_dir: Path, state_dir: Path, adapter_dir: Path) -> RouterFix
     settings = OdiaSettings(state_dir=state_dir)
     version = build_router_snapshot(settings, learn, version_of(adapter_sha256(adapter_dir)))
     return RouterFixture(settings, version, events, held)
+
+
+#: The app is small (1,200 records): at this router target a few of its templates have live programs.
+TEMPLATE_TARGET = 0.6
+
+
+def template_router(app_router: RouterFixture, *, corrupt: bool = False) -> RouterFixture:
+    """The app's router rebuilt at :data:`TEMPLATE_TARGET` from the same learner state, so its
+    template tier has live programs (``corrupt``: every program's first argument becomes the
+    constant 12345, which no string parameter accepts). Written under its own snapshot folder."""
+    from odia_stream.clustering.factory import open_embedder, open_learner_view
+    from odia_stream.routing import (
+        build_snapshot,
+        find_snapshot,
+        load_snapshot,
+        snapshot_root,
+        write_snapshot,
+    )
+
+    s = app_router.settings
+    root = s.state_dir / "template-routers"
+    # The programs' error budgets start from their own evidence: at this target it is below the
+    # budget's default bar (0.8), so the bar comes down with it.
+    s = s.model_copy(update={"router": s.router.model_copy(update={
+        "target_precision": TEMPLATE_TARGET, "error_budget_target": TEMPLATE_TARGET - 0.1, "snapshot_dir": root,
+    })})
+    paired = load_snapshot(find_snapshot(snapshot_root(app_router.settings), version=app_router.version).path)
+    with open_learner_view(s) as view:
+        snapshot = build_snapshot(view, s, open_embedder(s), adapter_version=paired.adapter_version)
+    programs = snapshot.programs
+    if corrupt:
+        programs = tuple(
+            dataclasses.replace(p, sources=((p.sources[0][0], "const:12345"), *p.sources[1:])) for p in programs if p.sources
+        )
+    assert programs, "the app should have live programs at this target"
+    info = write_snapshot(dataclasses.replace(snapshot, programs=programs), root)
+    return RouterFixture(s, info.version, app_router.events, app_router.held_out)
+
+
+def engine_settings(router: RouterFixture, templates: bool = True, **serving: object) -> OdiaSettings:
+    """``router``'s settings for engine tests: no latency budget to speak of, no shadow checks, no
+    warm-up (``serving`` overrides), the template tier on or off."""
+    s = router.settings
+    return s.model_copy(update={
+        "serving": s.serving.model_copy(update={
+            "small_latency_budget_ms": 600_000.0, "shadow_share": 0.0, "warmup_requests": 0, "max_new_tokens": 32,
+            **serving,
+        }),
+        "templates": s.templates.model_copy(update={"enabled": templates}),
+    })
+
+
+def replay_large(events: list[FCLogEvent]) -> ReplaySimulatedLargeModel:
+    """The replay (simulated) large model over ``events``, fast."""
+    return ReplaySimulatedLargeModel(events, dataset_name="snips-app", median_ms=20, p90_ms=40, seed=1)
 
 
 def tiny_adapter(

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from odia.runner import group_lag
 from kafka_runtime.topics import ensure_topics
+from odia.runner import group_lag
 from odia_stream.adapters.registry import AdapterRegistry
 from odia_stream.generation.hf_generator import HFGenerator
 from odia_stream.serving import CoalescingGenerator

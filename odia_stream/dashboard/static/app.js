@@ -98,7 +98,7 @@ function drawChart(chart, traffic) {
     chart.appendChild(svg("text", { class: "axis-label", x: x(p), y: H - 8, "text-anchor": "middle" }, hhmm(new Date(p.start))));
   }
   const series = [
-    ["coverage", (p) => yCov(p.coverage), (p) => pct(p.coverage) + " small-model coverage"],
+    ["coverage", (p) => yCov(p.coverage), (p) => pct(p.coverage) + " coverage (small model or template)"],
     ["p50", (p) => yMs(p.p50_ms), (p) => "p50 " + ms(p.p50_ms)],
     ["p90", (p) => yMs(p.p90_ms), (p) => "p90 " + ms(p.p90_ms)],
   ];

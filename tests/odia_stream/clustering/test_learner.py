@@ -8,8 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from odia_stream.clustering import OnlineClusterLearner
 from odia_stream.cluster_quality import cluster_purity
+from odia_stream.clustering import OnlineClusterLearner
 from odia_stream.store import EmbedderMismatchError
 from schemas import FCLogEvent
 
@@ -194,3 +194,28 @@ def test_template_clusters_pool_queries_that_differ_only_in_entities(
     # Derived from durable state: a reopened learner sees the same template clusters.
     learner.close()
     assert make_learner().template_clusters() == templates
+
+
+def test_template_programs_are_learned_and_survive_a_restart(
+    snips_learner: OnlineClusterLearner, make_learner: MakeLearner, tmp_path
+) -> None:
+    from odia_stream.clustering.views import LearnerView
+
+    programs = snips_learner.template_programs(target=0.5, z=1.645)
+    slot_filled = [p for p in programs.values() if p.valid and any(s.kind != "const" for _, s in p.sources)]
+    assert slot_filled, "SNIPS calls take their arguments from the query's slots"
+    for p in slot_filled:
+        assert p.agreement <= p.support and p.lower_bound >= 0.5 and not p.unexplained
+    snips_learner.close()
+    assert make_learner().template_programs(target=0.5, z=1.645) == programs
+    with LearnerView(tmp_path / "state" / "learner" / "learner.sqlite", clustering=snips_learner.settings) as view:
+        assert view.template_programs(target=0.5, z=1.645) == programs
+
+
+def test_cluster_states_show_their_templates_programs(snips_learner: OnlineClusterLearner) -> None:
+    shown = [tp for c in snips_learner.clusters.values() for tp in snips_learner.cluster_state(c).template_programs]
+    assert shown, "templated clusters publish their programs"
+    for tp in shown:
+        assert 0 <= tp.agreement <= tp.support and 0 <= tp.lower_bound <= 1 and tp.sources is not None
+        # SNIPS templates are rare: at the default 0.99 target none has the evidence to be live.
+        assert not tp.live and tp.reason

@@ -37,6 +37,15 @@ def test_coverage_and_percentiles_per_bucket(make_response: MakeResponse, at: At
     assert v.p50_ms == pytest.approx(float(np.percentile([100, 200, 400, 300, 5, 120, 1600, 7], 50)))
 
 
+def test_template_answers_count_as_coverage(make_response: MakeResponse, at: At) -> None:
+    s = TrafficSeries(bucket_s=60, max_buckets=10)
+    for i, by in enumerate(["template", "template", "small", "large"]):
+        assert s.apply(make_response(f"r{i}", served_by=by, total_ms=5, at=at(i)))
+    (p,) = s.points()
+    assert (p.requests, p.template, p.small, p.large, p.none, p.coverage) == (4, 2, 1, 1, 0, 0.75)
+    assert s.view().coverage == pytest.approx(0.75)
+
+
 def test_only_the_newest_buckets_are_kept(make_response: MakeResponse, at: At) -> None:
     s = TrafficSeries(bucket_s=10, max_buckets=3)
     for i in range(5):  # buckets 0..4: the window keeps 2, 3, 4

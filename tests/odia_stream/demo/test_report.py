@@ -67,3 +67,32 @@ def test_nothing_served_small_gives_empty_figures_not_nan(snips_events: list[FCL
     json.dumps(r, allow_nan=False)  # standard JSON
     paths = write_report(r, responses, {h.request.request_id: 1600.0 for h in held}, tmp_path)
     assert "| small routed (n=0) | – | – | – |" in paths[1].read_text()
+
+
+def test_template_answers_get_their_own_row_and_count_as_coverage(snips_events: list[FCLogEvent], tmp_path: Path) -> None:
+    held = _held([e for e in snips_events if e.call is not None][:6])
+    wrong = FunctionCall(name=held[1].expected.name, arguments={"zzz": "1"})  # type: ignore[union-attr]
+
+    def template(h: HeldOut, call: FunctionCall | None, t: int) -> ServeResponse:
+        return ServeResponse(
+            request_id=h.request.request_id, call=call, served_by="template", route_reason="cluster_match",
+            program="p0123456789abcdef",
+            latency=LatencyBreakdown(route_ms=3, generate_ms=0, validate_ms=0, total_ms=4, template_ms=0.5),
+            answered_at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=t),
+        )
+
+    responses = [
+        template(held[0], held[0].expected, 0),
+        template(held[1], wrong, 1),
+        _resp(held[2], "small", held[2].expected, 300, 2),
+        *[_resp(h, "large", h.expected, 1600, 3 + i) for i, h in enumerate(held[3:])],
+    ]
+    baseline = {h.request.request_id: 1600.0 for h in held}
+    r = build_report(held, responses, baseline, large_model="replay-simulated(x)", simulated_large=True)
+    assert r["served_template"] == 2 and r["served_small"] == 1 and r["coverage"] == pytest.approx(3 / 6, abs=1e-4)
+    assert r["template_share"] == pytest.approx(2 / 6, abs=1e-4) and r["template_ast_agreement"] == 0.5
+    assert r["small_ast_accuracy"] == 1.0, "template answers are not the small model's"
+    assert r["latency_ms"]["template"]["p50"] == 4 and r["latency_ms"]["template_assembly"]["p50"] == 0.5
+    assert r["expected_latency_formula"]["L_small_ms"] == pytest.approx((4 + 4 + 300) / 3, abs=0.01)
+    md = write_report(r, responses, baseline, tmp_path)[1].read_text()
+    assert "template tier: share, AST agreement" in md and "| template (n=2) |" in md

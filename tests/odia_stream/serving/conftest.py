@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,9 +11,19 @@ import pytest
 from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
 from odia_stream.generation.base_model import PACKAGED_SMOLLM2, base_model_id, resolve_base_model
 from odia_stream.generation.hf_generator import HFGenerator
+from odia_stream.large_model.protocol import LargeModel
+from odia_stream.serving import CoalescingGenerator, ServingRuntime, build_runtime
 from odia_stream.settings import PromptSettings
 from schemas import FCLogEvent
-from tests.serving.support import RouterFixture, app_events, split_events, tiny_adapter, training_examples
+from tests.serving.support import (
+    RouterFixture,
+    app_events,
+    engine_settings,
+    replay_large,
+    split_events,
+    tiny_adapter,
+    training_examples,
+)
 from tests.serving.support import app_router as app_router_of
 
 
@@ -71,3 +81,38 @@ def app_router(
 ) -> RouterFixture:
     """The real router over 1,200 records of the app (learner + snapshot paired with the first adapter)."""
     return app_router_of(datasets_dir / "snips", tmp_path_factory.mktemp("router-state"), adapter_dirs[0])
+
+
+@pytest.fixture()
+async def make_runtime(
+    hf_generator: HFGenerator, adapters: tuple[AdapterEntry, AdapterEntry], app_router: RouterFixture
+) -> AsyncIterator[Callable[..., object]]:
+    """``await make_runtime(large_model=None, *, router=app_router, templates=True, **serving)``: a
+    runtime serving adapter 1 with the real router of ``router`` (a fresh one per load)."""
+    made: list[ServingRuntime] = []
+
+    async def make(
+        large_model: LargeModel | None = None,
+        *,
+        router: RouterFixture | None = None,
+        templates: bool = True,
+        **serving: object,
+    ) -> ServingRuntime:
+        paired = router or app_router
+        runtime = build_runtime(
+            engine_settings(paired, templates, **serving),
+            generator=CoalescingGenerator(hf_generator, 8),
+            large_model=large_model or replay_large(app_router.events),
+            router_loader=lambda version: paired.load(),
+        )
+        update = AdapterRegistry.to_model_update(adapters[0], "small").model_copy(
+            update={"router_version": paired.version}
+        )
+        outcome = await runtime.swapper.apply(update)
+        assert outcome.status == "swapped", outcome.reason
+        made.append(runtime)
+        return runtime
+
+    yield make
+    for runtime in made:
+        await runtime.aclose(close_generator=False)

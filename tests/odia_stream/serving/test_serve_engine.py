@@ -6,24 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
-import pytest
-
-from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
-from odia_stream.generation.hf_generator import HFGenerator
 from odia_stream.large_model import OpenAIChatLargeModel, ReplaySimulatedLargeModel
-from odia_stream.large_model.protocol import LargeModel
 from odia_stream.serving import (
     ESCALATION_REASONS,
     MALFORMED_REQUEST,
-    CoalescingGenerator,
     ServingRuntime,
-    build_runtime,
 )
-from odia_stream.settings import OdiaSettings
 from schemas import FCLogEvent, FunctionCall, ServeRequest
-from tests.serving.support import RouterFixture, large_routed
+from tests.serving.support import RouterFixture, large_routed, replay_large
 
 SMALL_REASONS = {"cluster_match", "template_match", "classifier"}
 
@@ -31,55 +23,6 @@ SMALL_REASONS = {"cluster_match", "template_match", "classifier"}
 def _request(ev: FCLogEvent, **changes: object) -> ServeRequest:
     req = ServeRequest(request_id=f"r-{uuid.uuid4().hex[:10]}", app=ev.app, query=ev.query, tools=ev.tools)
     return req.model_copy(update=changes) if changes else req
-
-
-def _settings(router: RouterFixture, **serving: object) -> OdiaSettings:
-    s = router.settings
-    return s.model_copy(
-        update={
-            "serving": s.serving.model_copy(
-                update={
-                    "small_latency_budget_ms": 600_000.0,
-                    "shadow_share": 0.0,
-                    "warmup_requests": 0,
-                    "max_new_tokens": 32,
-                    **serving,
-                }
-            ),
-        }
-    )
-
-
-def _replay(events: list[FCLogEvent]) -> ReplaySimulatedLargeModel:
-    return ReplaySimulatedLargeModel(events, dataset_name="snips-app", median_ms=20, p90_ms=40, seed=1)
-
-
-@pytest.fixture()
-async def make_runtime(
-    hf_generator: HFGenerator, adapters: tuple[AdapterEntry, AdapterEntry], app_router: RouterFixture
-) -> AsyncIterator[Callable[..., object]]:
-    """``await make_runtime(large_model=None, **serving)``: a runtime serving adapter 1 with the real router."""
-    made: list[ServingRuntime] = []
-
-    async def make(large_model: LargeModel | None = None, **serving: object) -> ServingRuntime:
-        settings = _settings(app_router, **serving)
-        runtime = build_runtime(
-            settings,
-            generator=CoalescingGenerator(hf_generator, 8),
-            large_model=large_model or _replay(app_router.events),
-            router_loader=lambda version: app_router.load(),
-        )
-        update = AdapterRegistry.to_model_update(adapters[0], "small").model_copy(
-            update={"router_version": app_router.version}
-        )
-        outcome = await runtime.swapper.apply(update)
-        assert outcome.status == "swapped", outcome.reason
-        made.append(runtime)
-        return runtime
-
-    yield make
-    for runtime in made:
-        await runtime.aclose(close_generator=False)
 
 
 def _small_routed(
@@ -199,7 +142,7 @@ async def test_shadow_disagreement_demotes_the_cluster(make_runtime, app_router:
         e.model_copy(update={"call": FunctionCall(name=other[e.call.name], arguments={})}) if e.call else e
         for e in app_router.events
     ]
-    runtime = await make_runtime(large_model=_replay(disagreeing), shadow_share=1.0, shadow_max_concurrency=2)
+    runtime = await make_runtime(large_model=replay_large(disagreeing), shadow_share=1.0, shadow_max_concurrency=2)
     router = runtime.versions.current.router
     assert router is not None
     served = await _served_small(runtime, app_router)
