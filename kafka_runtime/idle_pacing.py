@@ -12,6 +12,14 @@ up to ``max_ms`` while idle and reset by the first message. The first message af
 spell waits at most ``max_ms``. ``max_ms = 0`` turns pacing off (use that with Apache Kafka:
 ``ODIA_KAFKA__IDLE_BACKOFF_MS=0``).
 
+A look can be shorter than the round trip a resumed partition's first fetch takes (a loaded
+machine): pausing again would then drop what that fetch brings, every time, and the data would
+never arrive. So an empty look is not taken for idleness when the broker holds more than the
+consumer has read: the partitions' high watermarks (asked of the broker) are compared with the
+consumer's positions, or, before it has read anything, with the high watermarks when it last
+paused. While data is waiting the partitions stay resumed until it arrives. (That costs a
+watermark request per partition per idle look; pacing is for the local broker, where it is cheap.)
+
 Faust's aiokafka consumer is paced by :func:`pace_aiokafka_fetches`: after a fetch that brought
 nothing, the fetch to that broker waits the same doubling backoff before the next one goes out
 (a client-side stand-in for the broker's long poll).
@@ -27,15 +35,17 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicPartition
 
 __all__ = ["IdlePacer", "pace_aiokafka_fetches"]
 
 log = logging.getLogger(__name__)
 
-#: How long a look at resumed partitions lasts (a local fetch round trip is well under this).
+#: How long a look at resumed partitions lasts (a local fetch round trip is usually under this).
 LOOK_S = 0.02
 FIRST_BACKOFF_S = 0.01
+#: Seconds to wait for the broker's high watermarks of a partition.
+WATERMARK_TIMEOUT_S = 2.0
 
 
 class IdlePacer:
@@ -47,6 +57,10 @@ class IdlePacer:
         self.backoff_s = FIRST_BACKOFF_S
         self.paused = False
         self._stop = stop
+        #: Per assigned partition, its high watermark when the partitions were last paused.
+        self._high_at_pause: dict[tuple[str, int], int] = {}
+        #: Times an empty look found data waiting on the broker (the partitions stayed resumed).
+        self.waited_for_data = 0
 
     def consume(self, num_messages: int, timeout: float) -> list[Message]:
         """Up to ``num_messages`` messages within about ``timeout`` seconds (errors included, as
@@ -61,8 +75,15 @@ class IdlePacer:
                 self.backoff_s = FIRST_BACKOFF_S
                 return msgs
             left = deadline - time.monotonic()
+            stopping = self._stop is not None and self._stop.is_set()
+            if left > 0 and not stopping and self._data_waiting():
+                self.waited_for_data += 1
+                msgs = self.consumer.consume(num_messages=num_messages, timeout=left)
+                if msgs:
+                    self.backoff_s = FIRST_BACKOFF_S
+                return msgs  # still resumed: the next call looks again without pausing
             self.pause()
-            if left <= 0 or (self._stop is not None and self._stop.is_set()):
+            if left <= 0 or stopping:
                 return []
             time.sleep(min(self.backoff_s, left))
             self.backoff_s = min(self.backoff_s * 2, self.max_s)
@@ -77,6 +98,35 @@ class IdlePacer:
                 self.paused = True
             except KafkaException:  # a rebalance in between: the next look resumes what is assigned
                 self.paused = False
+                return
+            highs = {(p.topic, p.partition): self._high((p.topic, p.partition)) for p in parts}
+            self._high_at_pause = {key: high for key, high in highs.items() if high is not None}
+
+    def _high(self, key: tuple[str, int]) -> int | None:
+        """The partition's high watermark per the broker (``None`` when it cannot say now)."""
+        try:
+            _, high = self.consumer.get_watermark_offsets(TopicPartition(*key), timeout=WATERMARK_TIMEOUT_S)
+        except KafkaException:
+            return None
+        return int(high)
+
+    def _data_waiting(self) -> bool:
+        """Whether an assigned partition holds messages this consumer has not read (see the module
+        docstring): its high watermark is past the consumer's position or, with no position yet,
+        past the high watermark when the partitions were last paused."""
+        try:
+            positions = self.consumer.position(self.consumer.assignment())
+        except KafkaException:
+            return False
+        for p in positions:
+            key = (p.topic, p.partition)
+            high = self._high(key)
+            if high is None:
+                continue
+            read_up_to = p.offset if p.offset >= 0 and p.offset != OFFSET_INVALID else self._high_at_pause.get(key)
+            if read_up_to is not None and high > read_up_to:
+                return True
+        return False
 
     def _resume(self) -> None:
         if not self.paused:
