@@ -15,9 +15,10 @@ spell waits at most ``max_ms``. ``max_ms = 0`` turns pacing off (use that with A
 A look can be shorter than the round trip a resumed partition's first fetch takes (a loaded
 machine): pausing again would then drop what that fetch brings, every time, and the data would
 never arrive. So an empty look is not taken for idleness when the broker holds more than the
-consumer has read: the partitions' high watermarks (asked of the broker) are compared with the
-consumer's positions, or, before it has read anything, with the high watermarks when it last
-paused. While data is waiting the partitions stay resumed until it arrives. (That costs a
+consumer has read: each partition's high watermark (asked of the broker) is compared with the
+consumer's position there or, before it has read anything, with the group's committed offset, else
+the low watermark (the project's consumers start at the earliest offset). While data is waiting the
+partitions stay resumed until it arrives. (That costs a
 watermark request per partition per idle look; pacing is for the local broker, where it is cheap.)
 
 Faust's aiokafka consumer is paced by :func:`pace_aiokafka_fetches`: after a fetch that brought
@@ -57,8 +58,6 @@ class IdlePacer:
         self.backoff_s = FIRST_BACKOFF_S
         self.paused = False
         self._stop = stop
-        #: Per assigned partition, its high watermark when the partitions were last paused.
-        self._high_at_pause: dict[tuple[str, int], int] = {}
         #: Times an empty look found data waiting on the broker (the partitions stayed resumed).
         self.waited_for_data = 0
 
@@ -98,33 +97,41 @@ class IdlePacer:
                 self.paused = True
             except KafkaException:  # a rebalance in between: the next look resumes what is assigned
                 self.paused = False
-                return
-            highs = {(p.topic, p.partition): self._high((p.topic, p.partition)) for p in parts}
-            self._high_at_pause = {key: high for key, high in highs.items() if high is not None}
 
-    def _high(self, key: tuple[str, int]) -> int | None:
-        """The partition's high watermark per the broker (``None`` when it cannot say now)."""
+    def _marks(self, part: TopicPartition) -> tuple[int, int] | None:
+        """The partition's low and high watermarks per the broker (``None`` when it cannot say now)."""
         try:
-            _, high = self.consumer.get_watermark_offsets(TopicPartition(*key), timeout=WATERMARK_TIMEOUT_S)
+            low, high = self.consumer.get_watermark_offsets(
+                TopicPartition(part.topic, part.partition), timeout=WATERMARK_TIMEOUT_S
+            )
         except KafkaException:
             return None
-        return int(high)
+        return int(low), int(high)
 
     def _data_waiting(self) -> bool:
         """Whether an assigned partition holds messages this consumer has not read (see the module
-        docstring): its high watermark is past the consumer's position or, with no position yet,
-        past the high watermark when the partitions were last paused."""
+        docstring)."""
         try:
             positions = self.consumer.position(self.consumer.assignment())
+            unread = [p for p in positions if p.offset < 0]
+            committed = {
+                (c.topic, c.partition): c.offset
+                for c in (self.consumer.committed(unread, timeout=WATERMARK_TIMEOUT_S) if unread else [])
+            }
         except KafkaException:
             return False
         for p in positions:
-            key = (p.topic, p.partition)
-            high = self._high(key)
-            if high is None:
+            marks = self._marks(p)
+            if marks is None:
                 continue
-            read_up_to = p.offset if p.offset >= 0 and p.offset != OFFSET_INVALID else self._high_at_pause.get(key)
-            if read_up_to is not None and high > read_up_to:
+            low, high = marks
+            if p.offset >= 0:
+                read_up_to = p.offset
+            elif committed.get((p.topic, p.partition), OFFSET_INVALID) >= 0:
+                read_up_to = committed[(p.topic, p.partition)]
+            else:
+                read_up_to = low
+            if high > read_up_to:
                 return True
         return False
 

@@ -65,7 +65,10 @@ def demo_settings(base: OdiaSettings, sizes: DemoSizes, run_dir: Path, events_fi
             "adapter_registry": str(run_dir / "adapters"),
         }),
         "router": base.router.model_copy(update={"target_precision": sizes.router_precision}),
-        "serving": base.serving.model_copy(update={"small_latency_budget_ms": sizes.small_latency_budget_ms}),
+        "serving": base.serving.model_copy(update={
+            "small_latency_budget_ms": sizes.small_latency_budget_ms, "hedge": sizes.hedge,
+            "latency_gate": sizes.latency_gate,
+        }),
         "large_model": base.large_model.model_copy(update={"kind": "replay", "replay_dataset": events_file}),
     })
 
@@ -249,7 +252,8 @@ def run_loop_demo(
                "swap_seconds": swap_s, "demo_seconds": round(time.monotonic() - started, 1),
                "router_target_precision": sizes.router_precision, "train_steps": sizes.train_steps,
                "train_learning_rate": sizes.train_learning_rate, "gate": sizes.gate,
-               "small_latency_budget_ms": sizes.small_latency_budget_ms},
+               "small_latency_budget_ms": sizes.small_latency_budget_ms, "hedge": sizes.hedge,
+               "latency_gate": sizes.latency_gate},
     )
     paths = write_report(report, responses, baseline, out_dir)
     console.print((out_dir / "report.md").read_text())

@@ -16,9 +16,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from odia.runner import WorkerProcess
-from kafka_runtime.topics import ensure_topics
 from kafka_runtime.local_broker import LocalBroker
+from kafka_runtime.topics import ensure_topics
+from odia.runner import WorkerProcess
 from odia_stream.settings import OdiaSettings
 
 #: Worker name → the module its process runs.

@@ -317,6 +317,27 @@ class ServingSettings(BaseModel):
     max_in_flight: int = Field(default=64, ge=1)
     #: A small-model answer slower than this is abandoned and escalated to the large model.
     small_latency_budget_ms: float = Field(default=1500.0, gt=0)
+    #: Small-model generations at once; ``None`` = sized to the engine (transformers: ``generator.max_batch_size``;
+    #: vLLM: ``vllm.max_num_seqs``). A small-routed request finding these and the queue full goes large (``small_busy``).
+    small_max_concurrency: int | None = Field(default=None, ge=1)
+    #: Small-routed requests that may wait for a generation slot; ``None`` = as many as the concurrency.
+    small_max_queue: int | None = Field(default=None, ge=0)
+    #: Start the large call beside a small generation that has not answered within the hedge delay; the first
+    #: valid answer wins.
+    hedge: bool = True
+    #: The hedge delay is this quantile of the small path's recent latency ...
+    hedge_quantile: float = Field(default=0.9, gt=0, le=1)
+    #: ... capped by this (also the delay while there are too few samples).
+    hedge_max_delay_ms: float = Field(default=1000.0, ge=0)
+    #: ``latency``: small-routed requests go large (``small_not_faster``) while the small path's median latency is
+    #: above ``small_faster_ratio`` × the large model's; ``cost``: the small path is used regardless.
+    latency_gate: Literal["latency", "cost"] = "latency"
+    small_faster_ratio: float = Field(default=0.5, gt=0)
+    #: Latencies kept per estimate, and how many an estimate needs before the gate uses it.
+    latency_window: int = Field(default=200, ge=1)
+    latency_min_samples: int = Field(default=20, ge=1)
+    #: While the gate is closed, this share of small-routed requests still goes small (hedged) to measure it.
+    gate_probe_share: float = Field(default=0.05, ge=0, le=1)
     #: Escalate small-model calls that lack a required argument (off for slot-filling apps that call with partial arguments).
     require_all_arguments: bool = True
     #: Token limit of a small-model answer; ``None`` = ``generator.max_new_tokens`` (a cut-off answer escalates).

@@ -29,7 +29,7 @@ async def start_runtime(settings: OdiaSettings) -> ServingRuntime:
         await generator.aclose()
         raise
     return build_runtime(
-        settings, generator=generator, large_model=large, router_loader=router_loader_for(settings)
+        settings, generator=generator, large_model=large, router_loader=router_loader_for(settings), backend=backend
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import random
@@ -10,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -18,6 +20,11 @@ from kafka_runtime.local_broker import LocalBroker
 from odia_stream.datasets import load_dataset
 from odia_stream.settings import OdiaSettings, TopicSettings, TopicSpec
 from schemas import FCLogEvent
+
+if TYPE_CHECKING:
+    from odia_stream.adapters.registry import AdapterEntry
+    from odia_stream.generation.hf_generator import HFGenerator
+    from tests.serving.support import RouterFixture
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -109,7 +116,7 @@ def settings(tmp_path: Path, kafka_bootstrap: str) -> OdiaSettings:
 
 
 @pytest.fixture(scope="session")
-def make_settings(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str):  # noqa: ANN201
+def make_settings(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str):
     """``make_settings(**clustering)``: fresh settings (own state dir, app id and topics) on the session broker."""
 
     def _make(**clustering: object) -> OdiaSettings:
@@ -183,3 +190,78 @@ def _read_topic(bootstrap: str, topic: str, timeout_s: float = 20.0) -> list[tup
 def read_topic() -> Callable[..., list[tuple[bytes | None, bytes | None]]]:
     """``read_topic(bootstrap, topic)``: every (key, value) from the beginning to the current end."""
     return _read_topic
+
+
+# The real small model, two tiny real adapters and the real router of a small SNIPS app: shared by
+# the serving-engine tests (tests/odia_stream/serving) and the serving-consumer tests (tests/serving),
+# built once per session.
+
+
+@pytest.fixture(scope="session")
+def base_model_dir(model_cache: Path) -> Path:
+    """The converted SmolLM2-135M-Instruct folder."""
+    from odia_stream.generation.base_model import PACKAGED_SMOLLM2, resolve_base_model
+
+    return resolve_base_model(PACKAGED_SMOLLM2, model_cache)
+
+
+@pytest.fixture(scope="session")
+def serving_app(datasets_dir: Path) -> tuple[list[FCLogEvent], list[FCLogEvent]]:
+    """``(learn, held_out)`` records of the bench's small SNIPS app (two functions), split by query group."""
+    from tests.serving.support import app_events, split_events
+
+    return split_events(app_events(datasets_dir / "snips", 80), 0.3)
+
+
+@pytest.fixture(scope="session")
+def adapter_dirs(
+    base_model_dir: Path, model_cache: Path, serving_app: tuple[list[FCLogEvent], list[FCLogEvent]]
+) -> tuple[Path, Path]:
+    """Two different real adapters: 3 and 1 LoRA steps on the app's records (trained once, cached)."""
+    from odia_stream.settings import PromptSettings
+    from tests.serving.support import tiny_adapter, training_examples
+
+    examples = training_examples(serving_app[0][:12], PromptSettings())
+    return (
+        tiny_adapter(base_model_dir, examples, model_cache, steps=3, seed=1),
+        tiny_adapter(base_model_dir, examples[:4], model_cache, steps=1, seed=2),
+    )
+
+
+@pytest.fixture()
+def adapters(
+    tmp_path: Path, base_model_dir: Path, adapter_dirs: tuple[Path, Path]
+) -> tuple[AdapterEntry, AdapterEntry]:
+    """The two adapters registered in a fresh registry (content versions)."""
+    from odia_stream.adapters.registry import AdapterRegistry
+    from odia_stream.generation.base_model import base_model_id
+
+    registry = AdapterRegistry(tmp_path / "registry")
+    return tuple(registry.register(d, base_model=base_model_id(base_model_dir)) for d in adapter_dirs)  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def _hf_session(base_model_dir: Path) -> Iterator[HFGenerator]:
+    from odia_stream.generation.hf_generator import HFGenerator
+
+    gen = HFGenerator(base_model_dir, max_new_tokens=32, max_batch_size=8)
+    yield gen
+    asyncio.run(gen.aclose())
+
+
+@pytest.fixture()
+def hf_generator(_hf_session: HFGenerator) -> Iterator[HFGenerator]:
+    """The session's transformers backend, with every adapter a test loaded unloaded afterwards."""
+    yield _hf_session
+    for version in _hf_session.loaded_versions():
+        asyncio.run(_hf_session.unload_adapter(version))
+
+
+@pytest.fixture(scope="session")
+def app_router(
+    datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory, adapter_dirs: tuple[Path, Path]
+) -> RouterFixture:
+    """The real router over 1,200 records of the app (learner + snapshot paired with the first adapter)."""
+    from tests.serving.support import app_router as app_router_of
+
+    return app_router_of(datasets_dir / "snips", tmp_path_factory.mktemp("router-state"), adapter_dirs[0])

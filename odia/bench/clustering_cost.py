@@ -21,12 +21,11 @@ from tqdm import tqdm
 from odia_stream.clustering import OffsetAlignedBatcher, OnlineClusterLearner, SourcedItem
 from odia_stream.clustering.factory import open_learner
 from odia_stream.clustering.records import Cluster
-from odia_stream.keys import scope_of, stable_id
 from odia_stream.embedding import CachedEmbedder, Embedder
+from odia_stream.keys import scope_of, stable_id
 from odia_stream.settings import OdiaSettings
 from odia_stream.store import ClusterPoint
 from schemas import FCLogEvent
-
 
 #: Scopes the synthetic clusters are spread over in the second layout.
 SPREAD_SCOPES = 1000

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -27,6 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from odia.bench.common import loadavg, machine
 from odia_stream.cluster_quality import adjusted_rand, cluster_purity
 from odia_stream.embedding import (
     EMBEDDER_PROFILES,
@@ -42,13 +41,6 @@ __all__ = ["compare_embedders", "format_table", "main"]
 
 #: ``{name: (texts, labels)}`` or ``{name: (texts, labels, groups)}``.
 Corpora = Mapping[str, LabelledTexts]
-
-
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
 
 
 #: Queries up to this many characters count as "short" (typical router requests).
@@ -173,12 +165,7 @@ def compare_embedders(
         raise ValueError("corpora hold no texts")
     queries = random.Random(seed).sample(pool, min(len(pool), latency_calls))
     result: dict[str, Any] = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "loadavg_start": _loadavg(),
-        },
+        "machine": machine(loadavg_start=loadavg()),
         "latency_calls": latency_calls,
         "embedders": {},
     }
@@ -195,7 +182,7 @@ def compare_embedders(
             result["embedders"][name] = _one(name, corpora, Path(cache_dir), latency_calls, queries)
         except EmbedderUnavailable as exc:
             result["embedders"][name] = {"error": exc.reason}
-    result["machine"]["loadavg_end"] = _loadavg()
+    result["machine"]["loadavg_end"] = loadavg()
     return result
 
 

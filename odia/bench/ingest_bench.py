@@ -5,8 +5,6 @@ against the dataset's function labels, and per-event clustering cost at 10k vs 1
 from __future__ import annotations
 
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ from agents.worker import set_torch_threads
 from kafka_runtime.local_broker import LocalBroker
 from kafka_runtime.topics import delete_topics, ensure_topics
 from odia.bench.clustering_cost import measure_clustering_cost
+from odia.bench.common import machine
 from odia.replay_producer import ReplayProducer
 from odia.runner import WorkerProcess, wait_caught_up
 from odia_stream.cluster_quality import cluster_purity
@@ -194,7 +193,7 @@ def _measure(
         open_embedder(settings), pool[: min(len(pool), 2048)], settings, work / "cost", sizes=cost_sizes
     )
     result: dict[str, Any] = {
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
+        "machine": machine(),
         "embedder": learner.embedder.model_id,
         "events": len(replay),
         "unique_queries": len(unique),

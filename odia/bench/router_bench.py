@@ -17,10 +17,6 @@ requests are *truly simple* (their cluster is simple there). Figures:
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import platform
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,9 +27,17 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
-from odia_stream.clustering import OffsetAlignedBatcher, OnlineClusterLearner, SourcedItem
-from odia_stream.clustering.factory import open_embedder, open_learner
-from odia_stream.datasets import detect_format, load_dataset, split_by_group
+from odia.bench.common import (
+    SplitOptions,
+    each_dataset,
+    fmt,
+    learn,
+    loadavg,
+    machine,
+    percentiles,
+    split_dataset,
+    write_report,
+)
 from odia_stream.embedding import CachedEmbedder, Embedder
 from odia_stream.routing import (
     Router,
@@ -52,30 +56,6 @@ from schemas import FCLogEvent, ServeRequest
 
 #: Threshold values of the precision/coverage sweep.
 SWEEP = tuple(round(x, 3) for x in np.linspace(0.2, 1.0, 33))
-
-
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def _percentiles(values: Sequence[float]) -> dict[str, float]:
-    a = np.asarray(values, dtype=float)
-    return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "mean": float(a.mean()), "n": len(a)}
-
-
-def learn(settings: OdiaSettings, events: Sequence[FCLogEvent], embedder: Embedder, desc: str) -> OnlineClusterLearner:
-    """A learner under ``settings.state_dir`` fed ``events`` in offset-aligned micro-batches."""
-    learner = open_learner(settings, embedder=embedder)
-    batcher: OffsetAlignedBatcher[FCLogEvent] = OffsetAlignedBatcher(settings.clustering.batch_size)
-    for i, ev in enumerate(tqdm(events, desc=desc, unit="event", leave=False)):
-        for ready in batcher.add(SourcedItem("bench", 0, i, ev)):
-            learner.process_batch(ready)
-    for ready in batcher.flush():
-        learner.process_batch(ready)
-    return learner
 
 
 def _figures(ev: RoutingEvaluation) -> dict[str, Any]:
@@ -106,7 +86,7 @@ def decision_latency(router: Router, requests: Sequence[ServeRequest], n: int) -
         if d.stage != "safety":
             total.append(d.decide_ms)
             without.append(d.decide_ms - d.embed_ms)
-    return {"with_embedding_ms": _percentiles(total), "without_embedding_ms": _percentiles(without)}
+    return {"with_embedding_ms": percentiles(total), "without_embedding_ms": percentiles(without)}
 
 
 def embedder_latency(embedder: Embedder, texts: Sequence[str]) -> dict[str, float]:
@@ -118,7 +98,7 @@ def embedder_latency(embedder: Embedder, texts: Sequence[str]) -> dict[str, floa
         t0 = time.perf_counter()
         embedder.embed([t])
         times.append((time.perf_counter() - t0) * 1000.0)
-    return _percentiles(times)
+    return percentiles(times)
 
 
 def lookup_latency(snapshot: RouterSnapshot, vectors: np.ndarray, scopes: Sequence[str], work_dir: Path) -> dict[str, Any]:
@@ -138,7 +118,7 @@ def lookup_latency(snapshot: RouterSnapshot, vectors: np.ndarray, scopes: Sequen
                 hit = lookup.nearest(v, s)
                 times.append((time.perf_counter() - t0) * 1000.0)
                 rows.append(None if hit is None else hit.row)
-            out[name + "_ms"] = _percentiles(times)
+            out[name + "_ms"] = percentiles(times)
             answers[name] = rows
         out["same_nearest_share"] = float(np.mean([a == b for a, b in zip(answers["matrix"], answers["qdrant_edge"])]))
         return out
@@ -173,19 +153,14 @@ def bench_dataset(
     path: Path,
     embedder: Embedder,
     work_dir: Path,
+    options: SplitOptions,
     *,
-    test_fraction: float,
-    seed: int,
-    limit: int | None,
     latency_requests: int,
     console: Console,
 ) -> dict[str, Any]:
     """Every figure of one dataset (see the module doc)."""
-    fmt = detect_format(path)
-    scope = "context" if fmt == "hammerbench" else base.clustering.scope
-    settings = base.model_copy(update={"clustering": base.clustering.model_copy(update={"scope": scope})})
-    events = list(load_dataset(path, limit=limit))
-    train, test = split_by_group(events, test_fraction=test_fraction, seed=seed)
+    split = split_dataset(base, path, options)
+    scope, settings, events, train, test = split.scope, split.settings, split.events, split.train, split.test
     console.print(f"[bold]{path}[/]: {len(train)} train / {len(test)} held-out events (scope {scope})")
     t0 = time.perf_counter()
     learner = learn(settings.model_copy(update={"state_dir": work_dir / "train"}), train, embedder, "learning (train part)")
@@ -280,18 +255,14 @@ def plot_sweeps(results: Sequence[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def _fmt(x: float | None, digits: int = 3) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
-
-
 def print_tables(report: dict[str, Any], console: Console) -> None:
     """The figures as tables."""
     t = Table("dataset", "router", "precision", "coverage", "recall (truly simple)", "small share", "follow-ups small",
               "wrong", title="Router on held-out data")
     for res in report["datasets"]:
         for name, v in res["variants"].items():
-            t.add_row(Path(res["dataset"]).name, name, _fmt(v["precision"], 4), _fmt(v["coverage"]),
-                      _fmt(v["recall_truly_simple"]), _fmt(v["small_share"]), _fmt(v["follow_ups_small_share"]),
+            t.add_row(Path(res["dataset"]).name, name, fmt(v["precision"], 4), fmt(v["coverage"]),
+                      fmt(v["recall_truly_simple"]), fmt(v["small_share"]), fmt(v["follow_ups_small_share"]),
                       str(v["wrong_small"]))
     console.print(t)
     lt = Table("dataset", "decide p50 / p99 ms (with embedding)", "without embedding", "embedder alone",
@@ -322,34 +293,23 @@ def run_router_bench(
 ) -> dict[str, Any]:
     """Run the benchmark on each dataset; writes ``router.json`` and ``router_thresholds.png``."""
     console = console or Console()
-    if not datasets:
-        raise ValueError("no datasets given")
-    embedder = open_embedder(settings)
-    # A cached embedder with an empty cache is falsy (``__len__``), and ``open_learner`` treats a
-    # falsy embedder as none given: one cached text keeps every learner on this one embedder.
-    embedder.embed(["warm-up"])
-    work = out_dir / "work" / "router"
-    shutil.rmtree(work, ignore_errors=True)
-    started = time.perf_counter()
-    results = []
-    for i, path in enumerate(datasets):
-        res = bench_dataset(
-            settings, Path(path), embedder, work / f"{i}", test_fraction=test_fraction, seed=seed, limit=limit,
-            latency_requests=latency_requests, console=console,
-        )
+    options = SplitOptions(test_fraction, seed, limit)
+
+    def one(path: Path, embedder: Embedder, work: Path) -> dict[str, Any]:
+        res = bench_dataset(settings, path, embedder, work, options, latency_requests=latency_requests, console=console)
         res["target_precision"] = settings.router.target_precision
-        results.append(res)
+        return res
+
+    embedder, results, seconds = each_dataset(settings, datasets, out_dir / "work" / "router", one)
     report = {
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-                    "loadavg_at_end": _loadavg()},
+        "machine": machine(loadavg_at_end=loadavg()),
         "embedder": embedder.model_id,
         "target_precision": settings.router.target_precision,
         "router_settings": settings.router.model_dump(mode="json"),
-        "seconds": time.perf_counter() - started,
+        "seconds": seconds,
         "datasets": results,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "router.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    write_report(out_dir / "router.json", report)
     plot_sweeps(results, out_dir / "router_thresholds.png")
     print_tables(report, console)
     console.print(f"wrote {out_dir / 'router.json'} and {out_dir / 'router_thresholds.png'}")

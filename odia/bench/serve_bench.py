@@ -333,8 +333,8 @@ def _closed_loop(
 
 def _summarise(result: _PhaseResult) -> dict[str, Any]:
     rs = [s for s in result.sent if s.response is not None]
-    total = lambda pred: [s.response.latency.total_ms for s in rs if pred(s.response)]  # noqa: E731
-    is_escalated = lambda r: r.route_reason.startswith("escalated:")  # noqa: E731
+    total = lambda pred: [s.response.latency.total_ms for s in rs if pred(s.response)]
+    is_escalated = lambda r: r.route_reason.startswith("escalated:")
     span = max(s.received_at or result.finished for s in result.sent) - min(s.sent_at for s in result.sent)
     out: dict[str, Any] = {
         "requests": len(result.sent),

@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import os
-import platform
 import resource
 import shutil
 import tempfile
@@ -32,6 +30,8 @@ from typing import Any
 
 import numpy as np
 from tqdm import tqdm  # type: ignore[import-untyped]
+
+from odia.bench.common import machine
 
 BACKENDS = ("edge", "edge-hnsw", "qdrant-local", "qdrant-memory")
 LABELS = ("simple", "complex")
@@ -237,11 +237,7 @@ def compare_stores(
     if workdir is None:
         shutil.rmtree(root, ignore_errors=True)
     return {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "params": {
             "sizes": list(sizes),
             "dim": dim,

@@ -19,10 +19,6 @@ Every request the router sends small with a function is offered to the template 
 from __future__ import annotations
 
 import itertools
-import json
-import os
-import platform
-import shutil
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -34,11 +30,18 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
-from odia.bench.router_bench import _fmt as _f
-from odia.bench.router_bench import _loadavg, _percentiles, learn
+from odia.bench.common import (
+    SplitOptions,
+    each_dataset,
+    learn,
+    loadavg,
+    machine,
+    percentiles,
+    split_dataset,
+    write_report,
+)
+from odia.bench.common import fmt as _f
 from odia_stream.clustering import OnlineClusterLearner
-from odia_stream.clustering.factory import open_embedder
-from odia_stream.datasets import detect_format, load_dataset, split_by_group
 from odia_stream.datasets.synthetic_music import (
     SyntheticMusicConfig,
     SyntheticMusicRecord,
@@ -242,21 +245,15 @@ def bench_dataset(
     path: Path,
     embedder: Embedder,
     work_dir: Path,
+    options: SplitOptions,
     *,
-    test_fraction: float,
-    seed: int,
-    limit: int | None,
     console: Console,
 ) -> tuple[dict[str, Any], list[float]]:
     """Every figure of one dataset (see the module doc), and the latency of each template answer (ms)."""
-    fmt = detect_format(path)
-    scope = "context" if fmt == "hammerbench" else base.clustering.scope
-    settings = base.model_copy(update={
-        "clustering": base.clustering.model_copy(update={"scope": scope}), "state_dir": work_dir / "train",
-    })
+    split = split_dataset(base, path, options)
+    fmt, scope, events, train, test = split.format, split.scope, split.events, split.train, split.test
+    settings = split.settings.model_copy(update={"state_dir": work_dir / "train"})
     rs = settings.router
-    events = list(load_dataset(path, limit=limit))
-    train, test = split_by_group(events, test_fraction=test_fraction, seed=seed)
     truth = synthetic_truth(path, len(events)) if fmt == "synthetic" else None
     if truth is not None and any(e.event_id not in truth.records for e in test):
         console.print(f"[yellow]{path}: the generator's records do not cover the held-out events; no truth figures[/]")
@@ -317,7 +314,7 @@ def bench_dataset(
         n = len(test)
         share = recorded.answered / n if n else 0.0
         agreement = recorded.figures()
-        assembled = _percentiles(latency_answered) if latency_answered else None
+        assembled = percentiles(latency_answered) if latency_answered else None
         result: dict[str, Any] = {
             "dataset": str(path), "label": label, "format": fmt, "scope": scope,
             "train_events": len(train), "test_events": n, "learn_seconds": learn_s, "build_seconds": build_s,
@@ -332,8 +329,8 @@ def bench_dataset(
                 "agreement": true.figures(), "inconsistency_share": truth.inconsistency_share,
                 "answered_inconsistent": answered_inconsistent,
             },
-            "latency_ms": {"all": _percentiles(latency_all) if latency_all else None, "answered": assembled,
-                           "templating_alone": _percentiles(templating) if templating else None},
+            "latency_ms": {"all": percentiles(latency_all) if latency_all else None, "answered": assembled,
+                           "templating_alone": percentiles(templating) if templating else None},
             "fall_through": dict(fall),
             "routed_large_with_live_program": large_with_program,
             "sweep": sweep,
@@ -457,33 +454,23 @@ def run_template_bench(
 ) -> dict[str, Any]:
     """Run the benchmark on each dataset; writes ``templates.json`` and ``templates.png``."""
     console = console or Console()
-    if not datasets:
-        raise ValueError("no datasets given")
-    embedder = open_embedder(settings)
-    embedder.embed(["warm-up"])  # a cached embedder with an empty cache is falsy (see router_bench)
-    work = out_dir / "work" / "templates"
-    shutil.rmtree(work, ignore_errors=True)
-    started = time.perf_counter()
-    results, latencies = [], []
-    for i, path in enumerate(datasets):
-        res, lat = bench_dataset(settings, Path(path), embedder, work / f"{i}", test_fraction=test_fraction,
-                                 seed=seed, limit=limit, console=console)
-        results.append(res)
-        latencies.append(lat)
+    options = SplitOptions(test_fraction, seed, limit)
+    embedder, pairs, seconds = each_dataset(
+        settings, datasets, out_dir / "work" / "templates",
+        lambda path, embedder, work: bench_dataset(settings, path, embedder, work, options, console=console),
+    )
+    results, latencies = [r for r, _ in pairs], [lat for _, lat in pairs]
     report = {
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-                    "loadavg_at_end": _loadavg()},
+        "machine": machine(loadavg_at_end=loadavg()),
         "embedder": embedder.model_id,
         "target_precision": settings.router.target_precision,
         "calibration_z": settings.router.calibration_z,
         "template_settings": settings.templates.model_dump(mode="json"),
         "targets": {"agreement": AGREEMENT_TARGET, "synthetic_share": SYNTHETIC_SHARE_TARGET, "p99_ms": P99_TARGET_MS},
-        "seconds": time.perf_counter() - started,
+        "seconds": seconds,
         "datasets": results,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "templates.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n",
-                                            encoding="utf-8")
+    write_report(out_dir / "templates.json", report)
     plot(results, latencies, out_dir / "templates.png")
     print_tables(report, console)
     console.print(f"wrote {out_dir / 'templates.json'} and {out_dir / 'templates.png'}")

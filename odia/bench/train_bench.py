@@ -19,10 +19,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from odia_stream.generation.adapter_digest import adapter_sha256
 from odia_stream.clustering import SourcedItem
 from odia_stream.clustering.factory import open_learner
 from odia_stream.datasets import load_dataset
+from odia_stream.generation.adapter_digest import adapter_sha256
 from odia_stream.generation.base_model import ensure_base_model
 from odia_stream.generation.hf_generator import HFGenerator
 from odia_stream.generation.protocol import AdapterRef

@@ -24,8 +24,8 @@ def prompt_tokens(
     """Tokens per prompt and per output with each token-saving option on and off (small model's tokenizer)."""
     from transformers import AutoTokenizer
 
-    from odia_stream.generation.base_model import ensure_base_model
     from odia.bench.token_bench import run_token_bench
+    from odia_stream.generation.base_model import ensure_base_model
 
     settings = get_settings()
     datasets = dataset or [

@@ -43,8 +43,8 @@ def replay(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Replay a dataset into Kafka as FCLogEvent records (key = offered-tool fingerprint)."""
-    from odia.replay_producer import ReplayProducer
     from kafka_runtime.topics import ensure_topics
+    from odia.replay_producer import ReplayProducer
 
     console = Console()
     settings = get_settings()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import typer
 
 trainer_app = typer.Typer(help="The trainer worker (LoRA distillation, gate, adapter registry).", no_args_is_help=True)

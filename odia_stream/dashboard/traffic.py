@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 
 from odia_stream.dashboard.view import TrafficPoint, TrafficView
+from odia_stream.serving.small_path import POLICY_REASONS
 from schemas import ServeResponse
 
 
@@ -20,6 +22,8 @@ class _Bucket:
     none: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     request_ids: set[str] = field(default_factory=set)
+    #: Responses per small-path policy route reason (:data:`~odia_stream.serving.small_path.POLICY_REASONS`).
+    small_path: Counter[str] = field(default_factory=Counter)
     #: The bucket's point and latencies as an array, computed once until the bucket changes.
     cached: tuple[TrafficPoint, np.ndarray] | None = None
 
@@ -82,6 +86,8 @@ class TrafficSeries:
             bucket.large += 1
         else:
             bucket.none += 1
+        if response.route_reason in POLICY_REASONS:
+            bucket.small_path[response.route_reason] += 1
         bucket.latencies_ms.append(response.latency.total_ms)
         bucket.cached = None
         if self._newest is None or index > self._newest:
@@ -131,4 +137,5 @@ class TrafficSeries:
             p90_ms=p90,
             dropped=self.dropped,
             expired=self.expired,
+            small_path={r: sum(b.small_path[r] for b in self._buckets.values()) for r in POLICY_REASONS},
         )

@@ -69,6 +69,9 @@ class TrafficView(_View):
     dropped: int
     #: Responses counted earlier in buckets that have since left the window.
     expired: int
+    #: Of the retained responses, small-routed ones the small path's admission policy sent to the large
+    #: model (route reasons ``hedged``, ``small_busy``, ``small_not_faster``; docs/serving_policy.md).
+    small_path: dict[str, int] = Field(default_factory=dict)
 
 
 class PromotedModel(_View):

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from odia_stream.evaluation import ast_match
+from odia_stream.serving.small_path import HEDGED, SMALL_BUSY, SMALL_NOT_FASTER
 from schemas import FunctionCall, ServeRequest, ServeResponse
 
 
@@ -104,6 +105,12 @@ def build_report(
         "template_ast_agreement": round(ast_ok(template) / len(template), 4) if template else None,
         "route_reasons": dict(sorted(reasons.items())),
         "escalated": sum(1 for _, r in answered if r.route_reason.startswith("escalated")),
+        # The small path's admission policy (odia_stream/serving/small_path.py): answered first by the
+        # large call started beside a slow small generation; sent large because the small path was full;
+        # sent large because the small path was not faster than the large model.
+        "hedged": reasons.get(HEDGED, 0),
+        "small_busy": reasons.get(SMALL_BUSY, 0),
+        "small_not_faster": reasons.get(SMALL_NOT_FASTER, 0),
         "latency_ms": {
             "odia": _stats(total),
             "all_large_baseline": _stats(base),
@@ -221,6 +228,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"| small-model AST accuracy vs the large model's calls | {pct(report['small_ast_accuracy'])} "
         f"(on {report['small_evaluated']}) |",
         f"| escalated small → large | {report['escalated']} |",
+        f"| small path: hedged (large answered first), busy, not faster than the large model | "
+        f"{report['hedged']}, {report['small_busy']}, {report['small_not_faster']} |",
         f"| route reasons | {', '.join(f'{k}: {v}' for k, v in report['route_reasons'].items()) or '–'} |",
         "",
         "| latency (ms) | p50 | p90 | mean |",

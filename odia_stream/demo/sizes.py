@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 #: The demo's traffic when no dataset is named: the built-in synthetic music app.
 DEFAULT_DATASET = "synthetic:music"
@@ -39,3 +40,8 @@ class DemoSizes:
     #: Serving's budget for a small-model answer. On a 2-core CPU the transformers backend takes
     #: seconds per call, so the production default (1.5 s, a GPU figure) would escalate every one.
     small_latency_budget_ms: float = 20_000.0
+    #: The serving policy a user deploys: small generations hedged with the large call, and the latency
+    #: gate sending small-routed requests large while the small path is not faster (no request slower
+    #: than the large model alone). Tests of the report's small-model figures turn both off.
+    hedge: bool = True
+    latency_gate: Literal["latency", "cost"] = "latency"

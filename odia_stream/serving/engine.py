@@ -7,12 +7,22 @@ Per request (pure async logic, no Kafka):
 2. route with the pair's router (``serving.mode = all_large`` sends everything large);
 3. small route: first the template tier (``templates.enabled``): a call assembled from the
    request's slots by its template's live program, validated like a model's call, answered with
-   ``served_by = "template"`` (a miss falls through, counted by reason); else render the prompt (the trainer's format), generate with the pair's adapter within
-   the latency budget, parse, map aliases back and validate against the offered tools; any failure
-   is escalated (:mod:`odia_stream.serving.escalation`) and counted;
-4. large route or escalation: ask the large model;
-5. served by a template or small: maybe start a shadow check (off the critical path; a program's
+   ``served_by = "template"`` (a miss falls through, counted by reason); else render the prompt
+   (the trainer's format) and apply the small path's admission policy
+   (:mod:`odia_stream.serving.small_path`): while the small path is not faster than the large
+   model the request goes large (``small_not_faster``, but for probes), and when its generations
+   and queue are full it goes large at once (``small_busy``);
+4. admitted: generate with the pair's adapter within the latency budget, parse, map aliases back
+   and validate against the offered tools; any failure is escalated
+   (:mod:`odia_stream.serving.escalation`) and counted. If no answer came within the hedge delay,
+   the large call starts beside the generation and the first valid answer wins (a large win has
+   route reason ``hedged``);
+5. large route or escalation: ask the large model;
+6. served by a template or small: maybe start a shadow check (off the critical path; a program's
    disagreements spend its own error budget).
+
+So a large-routed request never waits for the small model, and no request waits longer than the
+hedge delay plus the large model's own latency (the small path's queue wait counts in the delay).
 
 Every path returns exactly one response: errors become a response with ``error`` set and
 ``served_by = "none"``, built by this module alone.
@@ -34,13 +44,21 @@ from dataclasses import dataclass
 from odia_stream.evaluation.tool_schema import ToolSchemaError
 from odia_stream.generation.calls import CheckedCall, call_from, request_for
 from odia_stream.generation.protocol import SmallGenerator
-from odia_stream.large_model.protocol import LargeModel, LargeModelError
+from odia_stream.large_model.protocol import LargeModel, LargeModelAnswer, LargeModelError
 from odia_stream.prompting import RenderedPrompt, render_prompt
 from odia_stream.serving.escalation import Escalation, escalation_for
 from odia_stream.serving.metrics import ServingMetrics
 from odia_stream.serving.requests import parse_request
 from odia_stream.serving.router_api import RouteDecision
 from odia_stream.serving.shadow import ShadowChecker
+from odia_stream.serving.small_path import (
+    HEDGED,
+    SMALL_BUSY,
+    SMALL_NOT_FASTER,
+    LatencyGate,
+    SmallPathCapacity,
+    small_path_limits,
+)
 from odia_stream.serving.versions import ActiveVersion, VersionHolder
 from odia_stream.settings import OdiaSettings
 from schemas import FunctionCall, LatencyBreakdown, ServeRequest, ServeResponse
@@ -56,6 +74,8 @@ ALL_LARGE = "all_large"
 ROUTER_ERROR = "router_error"
 #: Route reason of the answer to a message that is not a readable request.
 MALFORMED_REQUEST = "malformed_request"
+#: Seconds to wait for the losing call of a hedge to finish cancelling.
+CANCEL_WAIT_S = 1.0
 
 
 def _ms(since: float) -> float:
@@ -118,6 +138,13 @@ class _SmallAnswer:
     escalation: Escalation | None
 
 
+@dataclass(frozen=True)
+class _LargeAnswer:
+    answer: LargeModelAnswer | None
+    error: str | None
+    ms: float
+
+
 class ServeEngine:
     """Answers requests with the small generator or the large model (see the module docstring)."""
 
@@ -131,6 +158,7 @@ class ServeEngine:
         metrics: ServingMetrics | None = None,
         shadow: ShadowChecker | None = None,
         recent_prompts: int = 16,
+        small_limits: tuple[int, int] | None = None,
     ) -> None:
         self.settings = settings
         self.generator = generator
@@ -140,6 +168,11 @@ class ServeEngine:
         self.shadow = shadow
         #: Prompts of recent small-routed requests (hot-swap warm-up uses real traffic's shape).
         self.recent_prompts: deque[RenderedPrompt] = deque(maxlen=recent_prompts)
+        concurrency, queue = small_limits or small_path_limits(settings)
+        #: The small path's own capacity: ``(concurrency, queue)``, sized to the engine by default.
+        self.capacity = SmallPathCapacity(concurrency, queue)
+        #: Latency estimates of both paths, the latency gate and the hedge delay.
+        self.gate = LatencyGate(settings)
 
     async def answer_raw(
         self, value: bytes | None, key: bytes | None, topic: str, partition: int, offset: int
@@ -200,15 +233,103 @@ class ServeEngine:
             answered = self._template(request, active, decision, clock)
             if answered is not None:
                 return answered
-        small = await self._small(request, active, decision, clock)
-        if small.escalation is not None:
+        try:
+            prompt = render_prompt(request.tools, request.history, request.query, self.settings.prompt)
+        except (ValueError, ToolSchemaError) as exc:
+            return await self._escalate(request, active, clock, Escalation("prompt_error", str(exc)))
+        self.recent_prompts.append(prompt)
+        chars = sum(len(m.get("content") or "") for m in prompt.messages)
+        gate = self.gate.decide(chars)
+        self.metrics.set_small_path(self.gate.open, gate.small_p50_ms, gate.large_p50_ms)
+        if not gate.small_ok:
+            return await self._large(request, active, clock, SMALL_NOT_FASTER)
+        if not self.capacity.try_admit():
+            return await self._large(request, active, clock, SMALL_BUSY)
+        return await self._small_or_hedged(request, active, decision, clock, prompt, chars)
+
+    async def _small_or_hedged(
+        self,
+        request: ServeRequest,
+        active: ActiveVersion,
+        decision: RouteDecision,
+        clock: _Clock,
+        prompt: RenderedPrompt,
+        chars: int,
+    ) -> ServeResponse:
+        """The admitted small generation, with the large call started beside it after the hedge delay."""
+        generating = time.perf_counter()
+
+        async def admitted() -> _SmallAnswer:
+            # In a small-path slot; the latency (queue wait included) feeds the gate, also when
+            # the generation is abandoned.
+            try:
+                async with self.capacity.running():
+                    return await self._small(request, active, decision, clock, prompt)
+            finally:
+                self.gate.observe_small(_ms(generating), chars)
+
+        small_task = asyncio.ensure_future(admitted())
+        large_task: asyncio.Future[_LargeAnswer] | None = None
+        try:
+            await asyncio.wait({small_task}, timeout=self.gate.hedge_delay_s())
+            if small_task.done():
+                return await self._served_small(request, active, decision, clock, small_task.result())
+            large_task = asyncio.ensure_future(self._large_call(request))
+            done, _ = await asyncio.wait({small_task, large_task}, return_when=asyncio.FIRST_COMPLETED)
+            if small_task in done:
+                small = small_task.result()
+                if small.escalation is None:
+                    self.metrics.hedges.labels("small").inc()
+                    return await self._served_small(request, active, decision, clock, small)
+                large = await large_task  # the small answer failed; the large call already runs
+                clock.generate_ms = _ms(generating)
+                self.metrics.hedges.labels("large" if large.answer is not None else "none").inc()
+                self.metrics.escalations.labels(small.escalation.reason).inc()
+                return self._large_response(request, active, clock, small.escalation.route_reason, large)
+            large = large_task.result()
+            if large.answer is not None:
+                clock.generate_ms = _ms(generating)
+                self.metrics.hedges.labels("large").inc()
+                return self._large_response(request, active, clock, HEDGED, large)
+            small = await small_task  # the large model failed: the small answer is all there is
+            clock.generate_ms = _ms(generating)
+            if small.escalation is None:
+                self.metrics.hedges.labels("small").inc()
+                return await self._served_small(request, active, decision, clock, small)
+            self.metrics.hedges.labels("none").inc()
             self.metrics.escalations.labels(small.escalation.reason).inc()
-            log.debug("request %s escalated: %s", request.request_id, small.escalation.detail)
-            return await self._large(request, active, clock, small.escalation.route_reason)
+            return self._large_response(request, active, clock, small.escalation.route_reason, large)
+        finally:
+            # The loser is cancelled; waiting (briefly) for it gives its small-path place back
+            # before the answer leaves.
+            losers = {t for t in (small_task, large_task) if t is not None and not t.done()}
+            for task in losers:
+                task.cancel()
+            if losers:
+                await asyncio.wait(losers, timeout=CANCEL_WAIT_S)
+
+    async def _served_small(
+        self,
+        request: ServeRequest,
+        active: ActiveVersion,
+        decision: RouteDecision,
+        clock: _Clock,
+        small: _SmallAnswer,
+    ) -> ServeResponse:
+        """The response to a finished small generation: served, or escalated to the large model."""
+        if small.escalation is not None:
+            return await self._escalate(request, active, clock, small.escalation)
         assert small.call is not None
         if self.shadow is not None:
             self.shadow.submit(request, small.call, decision.cluster_id, active.router)
         return self._response(request, active, clock, small.call, "small", str(decision.reason))
+
+    async def _escalate(
+        self, request: ServeRequest, active: ActiveVersion, clock: _Clock, escalation: Escalation
+    ) -> ServeResponse:
+        self.metrics.escalations.labels(escalation.reason).inc()
+        log.debug("request %s escalated: %s", request.request_id, escalation.detail)
+        return await self._large(request, active, clock, escalation.route_reason)
 
     def _template(
         self, request: ServeRequest, active: ActiveVersion, decision: RouteDecision, clock: _Clock
@@ -231,14 +352,10 @@ class ServeEngine:
                               program=answer.program)
 
     async def _small(
-        self, request: ServeRequest, active: ActiveVersion, decision: RouteDecision, clock: _Clock
+        self, request: ServeRequest, active: ActiveVersion, decision: RouteDecision, clock: _Clock,
+        prompt: RenderedPrompt,
     ) -> _SmallAnswer:
         budget_ms = self.settings.serving.small_latency_budget_ms
-        try:
-            prompt = render_prompt(request.tools, request.history, request.query, self.settings.prompt)
-        except (ValueError, ToolSchemaError) as exc:
-            return _SmallAnswer(None, Escalation("prompt_error", str(exc)))
-        self.recent_prompts.append(prompt)
         remaining_s = (budget_ms - _ms(clock.started)) / 1000.0
         started = time.perf_counter()
         try:
@@ -273,6 +390,17 @@ class ServeEngine:
         clock.validate_ms = _ms(started)
         return _SmallAnswer(checked.call if escalation is None else None, escalation)
 
+    async def _large_call(self, request: ServeRequest) -> _LargeAnswer:
+        """Ask the large model; its latency feeds the gate when it answers."""
+        started = time.perf_counter()
+        try:
+            answer = await self.large_model.call(request)
+        except LargeModelError as exc:
+            return _LargeAnswer(None, str(exc), _ms(started))
+        ms = _ms(started)
+        self.gate.observe_large(ms)
+        return _LargeAnswer(answer, None, ms)
+
     async def _large(
         self,
         request: ServeRequest,
@@ -282,24 +410,27 @@ class ServeEngine:
         *,
         detail: str | None = None,
     ) -> ServeResponse:
-        started = time.perf_counter()
-        try:
-            answer = await self.large_model.call(request)
-        except LargeModelError as exc:
-            clock.generate_ms += _ms(started)
+        large = await self._large_call(request)
+        clock.generate_ms += large.ms
+        if detail:
+            log.info("request %s went large (%s): %s", request.request_id, reason, detail)
+        return self._large_response(request, active, clock, reason, large)
+
+    def _large_response(
+        self, request: ServeRequest, active: ActiveVersion, clock: _Clock, reason: str, large: _LargeAnswer
+    ) -> ServeResponse:
+        if large.answer is None:
             self.metrics.errors.labels("large_model").inc()
             return _error_response(
                 request.request_id,
-                f"large model failed: {exc}",
+                f"large model failed: {large.error}",
                 route_reason=reason,
                 generator_version=active.generator_version,
                 router_version=active.router_version,
                 latency=clock.breakdown(),
             )
-        clock.generate_ms += _ms(started)
-        if detail:
-            log.info("request %s went large (%s): %s", request.request_id, reason, detail)
-        return self._response(request, active, clock, answer.call, "large", reason, large_model=answer.model)
+        return self._response(request, active, clock, large.answer.call, "large", reason,
+                              large_model=large.answer.model)
 
     @staticmethod
     def _response(

@@ -11,7 +11,12 @@ Exposed names (Prometheus adds ``_total`` / ``_bucket`` suffixes):
 * ``odia_serving_swaps_total{status}`` and ``odia_serving_swap_seconds``: hot-swap events;
 * ``odia_serving_active_version{generator_version, router_version}``: 1 for the serving pair;
 * ``odia_serving_in_flight``: requests being answered;
-* ``odia_serving_shadow_checks_total{outcome}``: ``agree``, ``disagree``, ``skipped``, ``error``.
+* ``odia_serving_shadow_checks_total{outcome}``: ``agree``, ``disagree``, ``skipped``, ``error``;
+* ``odia_serving_hedges_total{winner}``: small generations the large call was started beside, by
+  whose answer was sent (``small``, ``large``, ``none``: both failed);
+* ``odia_serving_small_path_open``: 1 while the latency gate lets small-routed requests use the
+  small path, 0 while it sends them large (``small_not_faster``);
+* ``odia_serving_latency_estimate_seconds{path}``: the gate's rolling medians (``small``, ``large``).
 """
 
 from __future__ import annotations
@@ -78,6 +83,31 @@ class ServingMetrics:
             ["outcome"],
             registry=r,
         )
+
+        self.hedges = Counter(
+            "odia_serving_hedges",
+            "Small generations the large call was started beside, by whose answer was sent",
+            ["winner"],
+            registry=r,
+        )
+        self.small_path_open = Gauge(
+            "odia_serving_small_path_open", "1 while the latency gate lets requests use the small path",
+            registry=r,
+        )
+        self.small_path_open.set(1)
+        self.latency_estimate = Gauge(
+            "odia_serving_latency_estimate_seconds",
+            "The latency gate's rolling median of each path",
+            ["path"],
+            registry=r,
+        )
+
+    def set_small_path(self, open_: bool, small_ms: float | None, large_ms: float | None) -> None:
+        """Show the latency gate's state and estimates (an estimate not made yet is left as it was)."""
+        self.small_path_open.set(1 if open_ else 0)
+        for path, ms in (("small", small_ms), ("large", large_ms)):
+            if ms is not None:
+                self.latency_estimate.labels(path).set(ms / 1000.0)
 
     def observe(self, response: ServeResponse) -> None:
         """Count one sent response and its latency breakdown."""

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from schemas import ServeRequest
 
-__all__ = ["IncomingRequest", "TOPIC_NAME", "parse_request"]
+__all__ = ["TOPIC_NAME", "IncomingRequest", "parse_request"]
 
 #: A legal Kafka topic name.
 TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")

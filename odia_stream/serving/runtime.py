@@ -12,6 +12,7 @@ from odia_stream.serving.hot_swap import HotSwapper
 from odia_stream.serving.metrics import ServingMetrics
 from odia_stream.serving.router_api import RouterLoader
 from odia_stream.serving.shadow import ShadowChecker, ShadowSampler
+from odia_stream.serving.small_path import small_path_limits
 from odia_stream.serving.versions import VersionHolder
 from odia_stream.settings import OdiaSettings
 
@@ -52,8 +53,10 @@ def build_runtime(
     large_model: LargeModel,
     router_loader: RouterLoader | None,
     metrics: ServingMetrics | None = None,
+    backend: str | None = None,
 ) -> ServingRuntime:
-    """Wire the serving objects for ``settings`` around a started generator and a large model."""
+    """Wire the serving objects for ``settings`` around a started generator and a large model
+    (``backend``, the generator's engine, sizes the small path unless the settings do)."""
     s = settings.serving
     metrics = metrics or ServingMetrics()
     versions = VersionHolder()
@@ -71,6 +74,7 @@ def build_runtime(
         versions=versions,
         metrics=metrics,
         shadow=shadow,
+        small_limits=small_path_limits(settings, backend),
     )
     swapper = HotSwapper(
         generator,

@@ -17,8 +17,8 @@ import pytest
 from confluent_kafka import Producer
 from playwright.sync_api import Page, sync_playwright
 
-from odia.dashboard_server import DashboardServer
 from kafka_runtime.topics import ensure_topics
+from odia.dashboard_server import DashboardServer
 from odia_stream.clustering import SourcedItem
 from odia_stream.clustering.factory import open_embedder, open_learner
 from odia_stream.settings import OdiaSettings

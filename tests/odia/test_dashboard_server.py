@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from odia.dashboard_server import DashboardServer, running_dashboard
 from kafka_runtime.topics import ensure_topics
+from odia.dashboard_server import DashboardServer, running_dashboard
 from odia_stream.settings import OdiaSettings
 from schemas import ClusterState, LatencyBreakdown, ServeResponse
 

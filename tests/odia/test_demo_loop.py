@@ -15,14 +15,18 @@ from odia_stream.settings import OdiaSettings
 pytestmark = pytest.mark.slow
 
 
+# ~330 s on this 2-core machine; a CI machine measured 2-3x slower than that (a 900 s timeout cut
+# it off while serving loaded the adapter), so it gets more room than the suite's default.
+@pytest.mark.timeout(1800)
 def test_reduced_demo_produces_a_sane_report(settings: OdiaSettings, tmp_path: Path) -> None:
     sizes = DemoSizes(
-        events=1500, held_out=40, train_steps=8, train_minutes=8, request_rate=20, trigger_examples=150,
+        events=1500, held_out=40, train_steps=4, train_minutes=8, request_rate=20, trigger_examples=150,
         timeout_s=1500, gate=0.0, router_precision=0.9,
         # This checks the report, not speed: 20 small requests queued at 20/s behind one CPU generator
         # all outlasted the demo's 20 s budget on a loaded 2-core CI machine (coverage 0, every one
-        # escalated:timeout). The speed of the small path is issues 14/15, measured by the demo itself.
-        small_latency_budget_ms=600_000.0,
+        # escalated:timeout). The speed of the small path is issues 14/15, measured by the demo itself; so
+        # hedging and the latency gate, which would send these requests large, are off here.
+        small_latency_budget_ms=600_000.0, hedge=False, latency_gate="cost",
     )
     out = tmp_path / "report"
     report = run_loop_demo(settings, "synthetic:music", sizes=sizes, seed=1, out_dir=out, console=Console(width=120))

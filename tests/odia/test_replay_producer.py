@@ -16,8 +16,8 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from typer.testing import CliRunner
 
-from odia.replay_producer import ReplayProducer, TokenBucket
 from odia.cli import replay_cmd
+from odia.replay_producer import ReplayProducer, TokenBucket
 from odia_stream.datasets import load_dataset
 from odia_stream.settings import OdiaSettings
 from schemas import FCLogEvent

@@ -27,7 +27,6 @@ from odia.bench.serve_bench import (
     train_adapter,
     training_examples,
 )
-from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
 from odia_stream.generation.adapter_digest import adapter_sha256, version_of
 from odia_stream.generation.base_model import base_model_id
 from odia_stream.generation.protocol import SmallGenerator
@@ -40,6 +39,7 @@ from schemas import FCLogEvent, ModelUpdate, ServeRequest, ServeResponse, ToolSp
 from serving.consumer import ServingConsumer
 
 __all__ = [
+    "SMALL_ALWAYS",
     "RouterFixture",
     "app_events",
     "app_router",
@@ -47,7 +47,6 @@ __all__ = [
     "engine_settings",
     "large_routed",
     "publish_update",
-    "register_adapters",
     "replay_large",
     "request_of",
     "serving_context",
@@ -124,14 +123,20 @@ def template_router(app_router: RouterFixture, *, corrupt: bool = False) -> Rout
     return RouterFixture(s, info.version, app_router.events, app_router.held_out)
 
 
+#: The serving policy of tests that check the small path's mechanics, not its speed: no latency budget to
+#: speak of, no hedging, no latency gate, room for every request in the small path's queue.
+SMALL_ALWAYS: dict[str, object] = {
+    "small_latency_budget_ms": 600_000.0, "hedge": False, "latency_gate": "cost", "small_max_queue": 1_000,
+}
+
+
 def engine_settings(router: RouterFixture, templates: bool = True, **serving: object) -> OdiaSettings:
-    """``router``'s settings for engine tests: no latency budget to speak of, no shadow checks, no
-    warm-up (``serving`` overrides), the template tier on or off."""
+    """``router``'s settings for engine tests: :data:`SMALL_ALWAYS`, no shadow checks, no warm-up
+    (``serving`` overrides), the template tier on or off."""
     s = router.settings
     return s.model_copy(update={
         "serving": s.serving.model_copy(update={
-            "small_latency_budget_ms": 600_000.0, "shadow_share": 0.0, "warmup_requests": 0, "max_new_tokens": 32,
-            **serving,
+            **SMALL_ALWAYS, "shadow_share": 0.0, "warmup_requests": 0, "max_new_tokens": 32, **serving,
         }),
         "templates": s.templates.model_copy(update={"enabled": templates}),
     })
@@ -158,13 +163,6 @@ def tiny_adapter(
     )
     out = cache_dir / "serving-test-adapters" / hashlib.sha256(key.encode()).hexdigest()[:16]
     return train_adapter(base_dir, examples, trainer, out)
-
-
-def register_adapters(
-    tmp_path: Path, base_dir: Path, dirs: tuple[Path, Path]
-) -> tuple[AdapterEntry, AdapterEntry]:
-    registry = AdapterRegistry(tmp_path / "adapters")
-    return tuple(registry.register(d, base_model=base_model_id(base_dir)) for d in dirs)  # type: ignore[return-value]
 
 
 def publish_update(settings: OdiaSettings, update: ModelUpdate) -> None:

@@ -10,22 +10,21 @@ import json
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 from confluent_kafka import Producer
 
 from kafka_runtime.topics import ensure_topics
 from odia.runner import group_lag
-from odia_stream.adapters.registry import AdapterRegistry
+from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
 from odia_stream.generation.hf_generator import HFGenerator
 from odia_stream.serving import CoalescingGenerator
 from odia_stream.settings import OdiaSettings, TopicSpec
 from serving.consumer import start_metrics_server
 from tests.serving.support import (
+    SMALL_ALWAYS,
     RouterFixture,
     collect_responses,
     publish_update,
-    register_adapters,
     request_of,
     serving_context,
     steady_pool,
@@ -41,7 +40,7 @@ def _serving_settings(settings: OdiaSettings, router: RouterFixture, **serving: 
             ),
             "serving": settings.serving.model_copy(
                 update={
-                    "small_latency_budget_ms": 600_000.0,
+                    **SMALL_ALWAYS,
                     "warmup_requests": 1,
                     "max_new_tokens": 32,
                     "max_in_flight": 16,
@@ -57,23 +56,21 @@ def _serving_settings(settings: OdiaSettings, router: RouterFixture, **serving: 
 
 async def test_every_request_gets_one_response_malformed_included(
     settings: OdiaSettings,
-    serving_router: RouterFixture,
-    serving_hf: HFGenerator,
-    serving_base_dir: Path,
-    serving_adapter_dirs: tuple[Path, Path],
-    tmp_path: Path,
+    app_router: RouterFixture,
+    hf_generator: HFGenerator,
+    adapters: tuple[AdapterEntry, AdapterEntry],
 ) -> None:
-    s = _serving_settings(settings, serving_router)
+    s = _serving_settings(settings, app_router)
     reply = TopicSpec(name=f"client-replies-{uuid.uuid4().hex[:6]}", partitions=1)
     ensure_topics(s.kafka, [*s.topics.all(), reply])
-    v1, _ = register_adapters(tmp_path, serving_base_dir, serving_adapter_dirs)
+    v1, _ = adapters
     publish_update(
         s,
         AdapterRegistry.to_model_update(v1, s.generator.name).model_copy(
-            update={"router_version": serving_router.version}
+            update={"router_version": app_router.version}
         ),
     )
-    evs = serving_router.held_out
+    evs = app_router.held_out
     valid = [
         request_of(evs[0], "ok"),
         request_of(evs[1], "ok"),
@@ -81,7 +78,7 @@ async def test_every_request_gets_one_response_malformed_included(
     ]
     bad_schema = json.dumps({"request_id": "bad-schema-1", "query": ""}).encode()
     requests_topic = s.topics.requests.name
-    async with serving_context(s, CoalescingGenerator(serving_hf, 8), serving_router) as (consumer, runtime):
+    async with serving_context(s, CoalescingGenerator(hf_generator, 8), app_router) as (consumer, runtime):
         assert runtime.versions.current.generator_version == v1.version  # applied before the first request
         p = Producer({"bootstrap.servers": s.kafka.bootstrap_servers})
         for r in valid:
@@ -140,24 +137,22 @@ async def test_every_request_gets_one_response_malformed_included(
 
 async def test_hot_swap_under_a_steady_stream_loses_no_request(
     settings: OdiaSettings,
-    serving_router: RouterFixture,
-    serving_hf: HFGenerator,
-    serving_base_dir: Path,
-    serving_adapter_dirs: tuple[Path, Path],
-    tmp_path: Path,
+    app_router: RouterFixture,
+    hf_generator: HFGenerator,
+    adapters: tuple[AdapterEntry, AdapterEntry],
 ) -> None:
-    s = _serving_settings(settings, serving_router, max_new_tokens=16, warmup_requests=0)
+    s = _serving_settings(settings, app_router, max_new_tokens=16, warmup_requests=0)
     ensure_topics(s.kafka, s.topics.all())
-    v1, v2 = register_adapters(tmp_path, serving_base_dir, serving_adapter_dirs)
+    v1, v2 = adapters
     u1 = AdapterRegistry.to_model_update(v1, s.generator.name).model_copy(
-        update={"router_version": serving_router.version}
+        update={"router_version": app_router.version}
     )
     u2 = AdapterRegistry.to_model_update(v2, s.generator.name, previous_version=v1.version).model_copy(
-        update={"router_version": serving_router.version}
+        update={"router_version": app_router.version}
     )
     publish_update(s, u1)
-    pool = steady_pool(serving_router, small_every=4)
-    async with serving_context(s, CoalescingGenerator(serving_hf, 8), serving_router) as (consumer, runtime):
+    pool = steady_pool(app_router, small_every=4)
+    async with serving_context(s, CoalescingGenerator(hf_generator, 8), app_router) as (consumer, runtime):
         stream = await steady_stream(
             s,
             consumer,
@@ -172,7 +167,7 @@ async def test_hot_swap_under_a_steady_stream_loses_no_request(
         )
         swaps = [o for o in consumer.counters.swaps if o.status == "swapped"]
         await runtime.swapper.aclose()  # the old adapter is unloaded once its requests drained
-        assert serving_hf.loaded_versions() == [v2.version]
+        assert hf_generator.loaded_versions() == [v2.version]
     assert [o.version for o in swaps] == [v1.version, v2.version]
     switched_at = swaps[1].switched_at
     assert switched_at is not None

@@ -38,7 +38,7 @@ def _join(bootstrap: str, group_id: str, topic: str) -> Consumer:
 
 
 async def test_a_rebalance_that_gives_the_partitions_back_answers_nothing_twice(
-    settings: OdiaSettings, serving_router: RouterFixture, serving_hf: HFGenerator
+    settings: OdiaSettings, app_router: RouterFixture, hf_generator: HFGenerator
 ) -> None:
     s = settings.model_copy(
         update={
@@ -49,13 +49,13 @@ async def test_a_rebalance_that_gives_the_partitions_back_answers_nothing_twice(
     )
     other = TopicSpec(name=f"other-{uuid.uuid4().hex[:6]}", partitions=1)
     ensure_topics(s.kafka, [*s.topics.all(), other])
-    events = serving_router.held_out
+    events = app_router.held_out
     first = [request_of(events[i % len(events)], "before") for i in range(24)]
     second = [request_of(events[i % len(events)], "after") for i in range(24)]
     want = {r.request_id for r in first + second}
     # No model update is published: every request goes to the simulated large model (median 6 s),
     # so the first requests are still open when the group rebalances.
-    async with serving_context(s, serving_hf, serving_router, large_median_ms=6000, large_p90_ms=9000) as (
+    async with serving_context(s, hf_generator, app_router, large_median_ms=6000, large_p90_ms=9000) as (
         replica,
         _,
     ):

@@ -5,20 +5,19 @@ the models as before."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from confluent_kafka import Producer
 
 from kafka_runtime.topics import ensure_topics
-from odia_stream.adapters.registry import AdapterRegistry
+from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
 from odia_stream.generation.hf_generator import HFGenerator
 from odia_stream.serving import CoalescingGenerator
 from odia_stream.settings import OdiaSettings
 from tests.serving.support import (
+    SMALL_ALWAYS,
     RouterFixture,
     collect_responses,
     publish_update,
-    register_adapters,
     request_of,
     serving_context,
     template_router,
@@ -27,22 +26,20 @@ from tests.serving.support import (
 
 async def test_a_template_answer_reaches_the_responses_topic(
     settings: OdiaSettings,
-    serving_router: RouterFixture,
-    serving_hf: HFGenerator,
-    serving_base_dir: Path,
-    serving_adapter_dirs: tuple[Path, Path],
-    tmp_path: Path,
+    app_router: RouterFixture,
+    hf_generator: HFGenerator,
+    adapters: tuple[AdapterEntry, AdapterEntry],
 ) -> None:
-    router = template_router(serving_router)
+    router = template_router(app_router)
     s = settings.model_copy(update={
         "router": router.settings.router,
         "serving": settings.serving.model_copy(update={
-            "small_latency_budget_ms": 600_000.0, "warmup_requests": 0, "max_new_tokens": 32,
+            **SMALL_ALWAYS, "warmup_requests": 0, "max_new_tokens": 32,
             "commit_interval_s": 0.2, "shadow_share": 0.0, "metrics_port": None,
         }),
     })
     ensure_topics(s.kafka, s.topics.all())
-    v1, _ = register_adapters(tmp_path, serving_base_dir, serving_adapter_dirs)
+    v1, _ = adapters
     publish_update(s, AdapterRegistry.to_model_update(v1, s.generator.name).model_copy(
         update={"router_version": router.version}
     ))
@@ -58,7 +55,7 @@ async def test_a_template_answer_reaches_the_responses_topic(
         and probe.template_answer(request_of(ev, "probe"), d.function).miss == "no_program"
     )
     requests = [request_of(answerable, "tpl"), request_of(other, "model")]
-    async with serving_context(s, CoalescingGenerator(serving_hf, 8), router) as (_, runtime):
+    async with serving_context(s, CoalescingGenerator(hf_generator, 8), router) as (_, runtime):
         assert runtime.versions.current.router_version == router.version
         p = Producer({"bootstrap.servers": s.kafka.bootstrap_servers})
         for r in requests:

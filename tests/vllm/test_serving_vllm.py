@@ -14,14 +14,15 @@ import pytest
 import pytest_asyncio
 
 from kafka_runtime.topics import ensure_topics
-from odia_stream.generation.adapter_digest import version_of
 from odia.bench.serve_bench import build_router_snapshot
+from odia_stream.generation.adapter_digest import version_of
 from odia_stream.generation.protocol import AdapterRef
 from odia_stream.generation.vllm_generator import VllmGenerator
 from odia_stream.serving import resolve_backend
 from odia_stream.settings import OdiaSettings
 from schemas import ModelUpdate
 from tests.serving.support import (
+    SMALL_ALWAYS,
     RouterFixture,
     app_events,
     collect_responses,
@@ -89,7 +90,7 @@ async def test_hot_swap_under_a_steady_stream_loses_no_request_on_vllm(
             "serving": settings.serving.model_copy(
                 update={
                     "backend": "vllm",
-                    "small_latency_budget_ms": 600_000.0,
+                    **SMALL_ALWAYS,
                     "warmup_requests": 1,
                     "max_new_tokens": 48,
                     "commit_interval_s": 0.2,

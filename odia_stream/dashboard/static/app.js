@@ -58,6 +58,9 @@ function renderTraffic(traffic) {
   document.getElementById("traffic-coverage").textContent = pct(traffic.coverage);
   document.getElementById("traffic-p50").textContent = ms(traffic.p50_ms);
   document.getElementById("traffic-p90").textContent = ms(traffic.p90_ms);
+  const sp = traffic.small_path || {};
+  document.getElementById("traffic-small-path").textContent =
+    ["hedged", "small_busy", "small_not_faster"].map((r) => String(sp[r] || 0)).join(" / ");
   drawChart(document.getElementById("traffic-chart"), traffic);
 }
 

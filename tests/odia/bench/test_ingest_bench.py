@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
+from kafka_runtime.topics import ensure_topics
 from odia.bench.ingest_bench import faust_floor, worker_embed_calls
 from odia.replay_producer import ReplayProducer
-from kafka_runtime.topics import ensure_topics
 from odia_stream.settings import OdiaSettings
 from odia_stream.templates import EntityDictionary, QueryTemplater
 from schemas import FCLogEvent

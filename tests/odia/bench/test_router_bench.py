@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from rich.console import Console
 
 from odia.bench.router_bench import SWEEP, run_router_bench

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from odia.runner import settings_env
 from kafka_runtime.topics import ensure_topics
+from odia.runner import settings_env
 from odia_stream.settings import OdiaSettings
 from schemas import ClusterState
 

@@ -11,8 +11,8 @@ import pytest
 from confluent_kafka import Consumer
 from typer.testing import CliRunner
 
-from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
 from odia.cli.main import app
+from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
 from odia_stream.settings import get_settings
 from schemas import ModelUpdate
 

@@ -112,3 +112,14 @@ def test_every_response_is_counted_or_dropped(rows: list[tuple[int, str, float, 
     for p in v.points:
         assert p.requests == p.small + p.large + p.none > 0
         assert 0 <= p.coverage <= 1 and p.p50_ms <= p.p90_ms
+
+
+def test_small_path_policy_answers_are_counted_by_reason(make_response: MakeResponse, at: At) -> None:
+    s = TrafficSeries(bucket_s=60, max_buckets=10)
+    reasons = ["hedged", "hedged", "small_busy", "small_not_faster", "cluster_match", "escalated:timeout"]
+    for i, reason in enumerate(reasons):
+        r = make_response(f"r{i}", served_by="large", at=at(30 * i)).model_copy(update={"route_reason": reason})
+        assert s.apply(r)
+    assert s.view().small_path == {"hedged": 2, "small_busy": 1, "small_not_faster": 1}
+    assert TrafficSeries(bucket_s=60, max_buckets=10).view().small_path == {
+        "hedged": 0, "small_busy": 0, "small_not_faster": 0}

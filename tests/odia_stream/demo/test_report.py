@@ -96,3 +96,17 @@ def test_template_answers_get_their_own_row_and_count_as_coverage(snips_events: 
     assert r["expected_latency_formula"]["L_small_ms"] == pytest.approx((4 + 4 + 300) / 3, abs=0.01)
     md = write_report(r, responses, baseline, tmp_path)[1].read_text()
     assert "template tier: share, AST agreement" in md and "| template (n=2) |" in md
+
+
+def test_the_small_path_policy_is_counted(snips_events: list[FCLogEvent], tmp_path: Path) -> None:
+    held = _held([e for e in snips_events if e.call is not None][:5])
+    reasons = ["hedged", "hedged", "small_busy", "small_not_faster", "complex_cluster"]
+    responses = [
+        _resp(h, "large", h.expected, 1600, i).model_copy(update={"route_reason": reason})
+        for i, (h, reason) in enumerate(zip(held, reasons, strict=True))
+    ]
+    baseline = {h.request.request_id: 1600.0 for h in held}
+    r = build_report(held, responses, baseline, large_model="replay-simulated(x)", simulated_large=True)
+    assert (r["hedged"], r["small_busy"], r["small_not_faster"]) == (2, 1, 1)
+    md = write_report(r, responses, baseline, tmp_path)[1].read_text()
+    assert "| small path: hedged (large answered first), busy, not faster than the large model | 2, 1, 1 |" in md
