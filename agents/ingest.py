@@ -22,6 +22,7 @@ import faust
 
 from odia_stream.clustering import OffsetAlignedBatcher, OnlineClusterLearner, SourcedItem
 from odia_stream.clustering.learner import BatchOutcome
+from odia_stream.dead_letter_store import open_dead_letter_store
 from odia_stream.settings import OdiaSettings
 from odia_stream.validation import EventParser, InvalidEvent
 from schemas import ClusterState, DeadLetter, FCLogEvent, RetrainTrigger
@@ -64,6 +65,8 @@ class IngestService:
         self.triggers = app.topic(t.retrain_triggers.name, partitions=t.retrain_triggers.partitions)
         self.batcher: OffsetAlignedBatcher[_Pending] = OffsetAlignedBatcher(settings.clustering.batch_size)
         self.counters = IngestCounters()
+        #: Where rejected values too long for a dead-letter record are kept whole.
+        self.dead_letter_store = open_dead_letter_store(settings)
         #: Validates each distinct offered-tool list once (they repeat on every event of an app).
         self.parser = EventParser()
         self._lock = asyncio.Lock()
@@ -80,6 +83,7 @@ class IngestService:
         letter = DeadLetter.of_record(
             err.code, err.reason, topic=message.topic, partition=message.partition, offset=message.offset,
             key=message.key, value=raw, event_id=err.event_id,
+            max_inline_bytes=self.settings.dead_letters.max_inline_bytes, store=self.dead_letter_store.put,
         )
         await self.dlq.send(key=message.key, value=letter.model_dump_json().encode())
         self.counters.dead_lettered += 1

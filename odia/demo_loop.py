@@ -31,6 +31,7 @@ from kafka_runtime.clients import TopicReader, make_producer
 from kafka_runtime.local_broker import LocalBroker
 from kafka_runtime.publishing import produce_model
 from kafka_runtime.topics import delete_topics, ensure_topics
+from odia.dashboard_server import DashboardServer
 from odia.replay_producer import ReplayProducer
 from odia.runner import wait_caught_up
 from odia.supervisor import Supervisor, broker_is_local
@@ -130,7 +131,7 @@ def _wait_for_swap(settings: OdiaSettings, sup: Supervisor, probe: ServeRequest,
                 while time.monotonic() < wait_until:
                     for raw in responses.poll(0.5):
                         r = ServeResponse.model_validate_json(raw)
-                        if r.request_id.startswith("probe-") and r.generator_version == version:
+                        if r.request_id.startswith("probe-") and r.adapter_version == version:
                             return time.monotonic() - started
         raise TimeoutError(f"serving did not swap to {version} within {timeout_s:.0f}s; see {sup.workers['serving'].log_path}")
     finally:
@@ -185,11 +186,27 @@ def _maybe_local_broker(settings: OdiaSettings, broker_dir: Path, console: Conso
         yield
 
 
+def _start_dashboard(settings: OdiaSettings, port: int | None, console: Console) -> DashboardServer | None:
+    """The dashboard over the demo's topics (every response from the beginning), or ``None`` when
+    not asked for or when its port is taken (said on the console)."""
+    if port is None:
+        return None
+    server = DashboardServer(settings, port=None if port < 0 else port, from_beginning=True)
+    try:
+        url = server.start()
+    except OSError as exc:
+        console.print(f"[yellow]dashboard not started ({exc}); set ODIA_DASHBOARD__PORT to a free port[/]")
+        return None
+    console.print(f"phase 0: the dashboard shows the loop live at [bold]{url}[/]")
+    return server
+
+
 def run_loop_demo(
     base: OdiaSettings, dataset: str = DEFAULT_DATASET, *, sizes: DemoSizes = DemoSizes(), seed: int = 0,
-    out_dir: Path = Path("reports/demo"), console: Console | None = None,
+    out_dir: Path = Path("reports/demo"), console: Console | None = None, dashboard_port: int | None = -1,
 ) -> dict[str, Any]:
-    """Run the whole loop and write the report; returns it."""
+    """Run the whole loop and write the report; returns it. The dashboard is served meanwhile on
+    ``dashboard_port`` (-1: the settings' port, 0: any free port, ``None``: no dashboard)."""
     console = console or Console()
     run_dir = (base.state_dir / "demo").resolve()
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -217,6 +234,7 @@ def run_loop_demo(
         sup = Supervisor(settings, services=("agents", "serving"))
         sup.start()
         console.print(f"phase 0: ingest agents and serving started (logs: {settings.state_dir / 'logs'})")
+        dashboard = _start_dashboard(settings, dashboard_port, console)
         try:
             ReplayProducer(settings.kafka, settings.topics.fc_logs.name).publish(learn, progress=True)
             with console.status("phase 1: ingest agents clustering the logs"):
@@ -240,8 +258,14 @@ def run_loop_demo(
                               f"{update.eval_metrics.get('eval_accuracy', float('nan')):.3f}), router {update.router_version}")
                 swap_s = _wait_for_swap(settings, sup, held[0].request, update.version, 300, console)
                 console.print(f"phase 1: serving answers with {update.version} ({swap_s:.1f}s after probing began)")
+            # Production trains on other machines: no training competes with serving for these cores
+            # while the latency phase is measured.
+            sup.stop_service("trainer")
+            console.print("phase 2: trainer stopped; serving alone is measured")
             responses = _serve(settings, sup, held, sizes.request_rate, sizes.timeout_s, console)
         finally:
+            if dashboard is not None:
+                dashboard.stop()
             sup.stop()
     baseline = {h.request.request_id: large.latency_ms(h.request.request_id) for h in held}
     report = build_report(
@@ -254,6 +278,8 @@ def run_loop_demo(
                "train_learning_rate": sizes.train_learning_rate, "gate": sizes.gate,
                "small_latency_budget_ms": sizes.small_latency_budget_ms, "hedge": sizes.hedge,
                "latency_gate": sizes.latency_gate},
+        share_target=0.5 if source.startswith("synthetic:") else 0.4,
+        hedge_max_ms=settings.serving.hedge_max_delay_ms if settings.serving.hedge else None,
     )
     paths = write_report(report, responses, baseline, out_dir)
     console.print((out_dir / "report.md").read_text())

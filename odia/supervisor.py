@@ -66,6 +66,11 @@ class Supervisor:
         self.workers[name] = w
         self.restarts.setdefault(name, 0)
 
+    def stop_service(self, name: str, timeout_s: float = 60.0) -> int | None:
+        """Stop one worker for good (``check`` no longer restarts it); its exit code."""
+        w = self.workers.pop(name, None)
+        return w.stop(timeout_s) if w is not None else None
+
     def check(self) -> list[str]:
         """Restart workers that exited (within ``max_restarts``); returns what happened."""
         events = []

@@ -413,6 +413,15 @@ class TemplateTierSettings(BaseModel):
     max_observations: int = Field(default=64, ge=1)
 
 
+class DeadLetterSettings(BaseModel):
+    """Dead letters: how much of a rejected value a record carries, and where longer values go whole."""
+
+    #: Bytes of the rejected value kept in the record (base64 adds a third): the record always fits the topic.
+    max_inline_bytes: int = Field(default=64 * 1024, ge=0, le=512 * 1024)
+    #: Folder or fsspec URL for values longer than that; ``None`` = ``<state_dir>/dead-letters``.
+    store_url: str | None = None
+
+
 class OdiaSettings(BaseSettings):
     """All settings of odia-stream. Environment: ``ODIA_`` prefix, ``__`` for nesting."""
 
@@ -440,6 +449,7 @@ class OdiaSettings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     router: RouterSettings = RouterSettings()
     templates: TemplateTierSettings = TemplateTierSettings()
+    dead_letters: DeadLetterSettings = DeadLetterSettings()
     #: Entity dictionary files (TSV ``type<TAB>value`` or JSON ``{type: [values]}``) loaded at start.
     entity_files: list[Path] = Field(default_factory=list)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from schemas.common import ChatMessage, FunctionCall, ToolSpec, WireModel, utc_now
 
@@ -44,7 +44,12 @@ class ServeResponse(WireModel):
     call: FunctionCall | None
     served_by: ServedBy
     route_reason: str
-    generator_version: str | None = None
+    adapter_version: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("adapter_version", "generator_version"),
+        description="The adapter (content version) the small model answered with, or would have; "
+        "records written before the rename say generator_version",
+    )
     router_version: str | None = None
     program: str | None = Field(default=None, description="Argument program that assembled a template answer (p<hex>)")
     large_model: str | None = Field(default=None, description="Large model that answered; says 'simulated' when replayed")

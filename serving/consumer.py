@@ -169,7 +169,7 @@ class ServingConsumer:
             log.info(
                 "serving %s (generator %s, router %s)",
                 self.settings.topics.requests.name,
-                self.runtime.versions.current.generator_version,
+                self.runtime.versions.current.adapter_version,
                 self.runtime.versions.current.router_version,
             )
             await self._serve_requests()

@@ -28,6 +28,7 @@ from kafka_runtime.publishing import produce_model
 from kafka_runtime.topics import ensure_topics
 from odia_stream.adapters.registry import open_registry
 from odia_stream.clustering.factory import open_learner_view
+from odia_stream.dead_letter_store import open_dead_letter_store
 from odia_stream.generation.base_model import ensure_base_model
 from odia_stream.generation.hf_generator import HFGenerator
 from odia_stream.settings import OdiaSettings, get_settings
@@ -77,6 +78,7 @@ class TrainerWorker:
             "max.poll.interval.ms": int(max(settings.trainer.max_minutes * 3, 30) * 60_000),
         }
         self.producer = make_producer(settings.kafka, {"enable.idempotence": True})
+        self.dead_letter_store = open_dead_letter_store(settings)
 
     def stop(self) -> None:
         """Ask ``run()`` to return after the current round."""
@@ -85,7 +87,8 @@ class TrainerWorker:
     def _dead_letter(self, msg: Message, code: str, reason: str) -> None:
         letter = DeadLetter.of_record(
             code, reason, topic=msg.topic(), partition=msg.partition(), offset=msg.offset(), key=msg.key(),
-            value=msg.value(),
+            value=msg.value(), max_inline_bytes=self.settings.dead_letters.max_inline_bytes,
+            store=self.dead_letter_store.put,
         )
         produce_model(self.producer, self.settings.topics.dead_letters.name, letter, msg.key())
         self.counters.dead_lettered += 1

@@ -365,7 +365,7 @@ def _summarise(result: _PhaseResult) -> dict[str, Any]:
         outcome = result.swap_outcomes[-1] if result.swap_outcomes else None
         new = outcome["version"] if outcome else None
         switched = (outcome or {}).get("switched_at") or result.finished
-        firsts = sorted(s.response.answered_at.timestamp() for s in rs if new and s.response.generator_version == new)
+        firsts = sorted(s.response.answered_at.timestamp() for s in rs if new and s.response.adapter_version == new)
         # Requests open at any moment between the update's publication and the switch.
         during = [s for s in result.sent if s.sent_at <= switched and (s.received_at or result.finished) >= published]
         out["swap"] = {

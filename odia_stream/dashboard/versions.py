@@ -41,8 +41,8 @@ class VersionBoard:
         The two are tracked apart: a response the large model answered may name the router only.
         """
         at = _aware(response.answered_at)
-        if response.generator_version is not None and (self._generator is None or at >= self._generator[1]):
-            self._generator = (response.generator_version, at)
+        if response.adapter_version is not None and (self._generator is None or at >= self._generator[1]):
+            self._generator = (response.adapter_version, at)
         if response.router_version is not None and (self._router is None or at >= self._router[1]):
             self._router = (response.router_version, at)
 
@@ -68,7 +68,7 @@ class VersionBoard:
             return None
         seen = [v[1] for v in (self._generator, self._router) if v is not None]
         return ServingVersions(
-            generator_version=self._generator[0] if self._generator else None,
+            adapter_version=self._generator[0] if self._generator else None,
             router_version=self._router[0] if self._router else None,
             answered_at=max(seen),
         )

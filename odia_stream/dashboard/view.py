@@ -89,7 +89,7 @@ class PromotedModel(_View):
 class ServingVersions(_View):
     """The newest generator and router versions named by responses (what serving runs now)."""
 
-    generator_version: str | None
+    adapter_version: str | None
     router_version: str | None
     #: When the newer of the two was answered.
     answered_at: datetime

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from odia_stream.demo.targets import promise_targets, render_targets
 from odia_stream.evaluation import ast_match
 from odia_stream.serving.small_path import HEDGED, SMALL_BUSY, SMALL_NOT_FASTER
 from schemas import FunctionCall, ServeRequest, ServeResponse
@@ -57,8 +58,11 @@ def build_report(
     simulated_large: bool,
     clusters: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
+    share_target: float = 0.4,
+    hedge_max_ms: float | None = None,
 ) -> dict[str, Any]:
-    """The report as a JSON-ready dict. ``baseline_ms``: request id → the large model's latency for it."""
+    """The report as a JSON-ready dict. ``baseline_ms``: request id → the large model's latency for it;
+    ``share_target`` and ``hedge_max_ms``: see :func:`~odia_stream.demo.targets.promise_targets`."""
     by_id = {r.request_id: r for r in responses}
     missing = [h.request.request_id for h in held_out if h.request.request_id not in by_id]
     answered = [(h, by_id[h.request.request_id]) for h in held_out if h.request.request_id in by_id]
@@ -135,6 +139,8 @@ def build_report(
         "large_model_latency": "simulated (replayed dataset calls, latency drawn from a distribution)"
         if simulated_large else "measured",
         "clusters": dict(clusters or {}),
+        "targets": [t.as_dict() for t in promise_targets(held_out, responses, baseline_ms, share_target=share_target,
+                                                         hedge_max_ms=hedge_max_ms)],
     }
     if base and total:
         report["median_reduction_vs_baseline"] = round(1 - float(np.median(total)) / float(np.median(base)), 4)
@@ -217,6 +223,12 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "# odia-stream demo report",
         "",
         f"Large model: `{report['large_model']}`; its latency is {report['large_model_latency']}.",
+        "",
+        "## The promise: targets and this run",
+        "",
+        *render_targets(report.get("targets", [])),
+        "",
+        "## Figures",
         "",
         "| figure | value |",
         "|---|---|",

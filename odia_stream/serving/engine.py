@@ -87,7 +87,7 @@ def _error_response(
     error: str,
     *,
     route_reason: str,
-    generator_version: str | None = None,
+    adapter_version: str | None = None,
     router_version: str | None = None,
     latency: LatencyBreakdown | None = None,
 ) -> ServeResponse:
@@ -97,7 +97,7 @@ def _error_response(
         call=None,
         served_by="none",
         route_reason=route_reason,
-        generator_version=generator_version,
+        adapter_version=adapter_version,
         router_version=router_version,
         latency=latency or LatencyBreakdown(route_ms=0, generate_ms=0, validate_ms=0, total_ms=0),
         error=error,
@@ -204,7 +204,7 @@ class ServeEngine:
                         request.request_id,
                         f"internal error: {type(exc).__name__}: {exc}",
                         route_reason="internal_error",
-                        generator_version=active.generator_version,
+                        adapter_version=active.adapter_version,
                         router_version=active.router_version,
                         latency=clock.breakdown(),
                     )
@@ -374,12 +374,12 @@ class ServeEngine:
             return _SmallAnswer(None, Escalation("generation_error", f"{type(exc).__name__}: {exc}"))
         clock.generate_ms += _ms(started)
         result = results[0]
-        if result.adapter_version != active.generator_version:
+        if result.adapter_version != active.adapter_version:
             return _SmallAnswer(
                 None,
                 Escalation(
                     "generation_error",
-                    f"generated with adapter {result.adapter_version}, requested {active.generator_version}",
+                    f"generated with adapter {result.adapter_version}, requested {active.adapter_version}",
                 ),
             )
         started = time.perf_counter()
@@ -425,7 +425,7 @@ class ServeEngine:
                 request.request_id,
                 f"large model failed: {large.error}",
                 route_reason=reason,
-                generator_version=active.generator_version,
+                adapter_version=active.adapter_version,
                 router_version=active.router_version,
                 latency=clock.breakdown(),
             )
@@ -449,7 +449,7 @@ class ServeEngine:
             call=call,
             served_by=served_by,
             route_reason=reason,
-            generator_version=active.generator_version,
+            adapter_version=active.adapter_version,
             router_version=active.router_version,
             program=program,
             large_model=large_model,

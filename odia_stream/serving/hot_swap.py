@@ -133,7 +133,7 @@ class HotSwapper:
 
     async def _apply(self, update: ModelUpdate, started: float) -> SwapOutcome:
         current = self.versions.current
-        previous = current.generator_version
+        previous = current.adapter_version
 
         def outcome(status: SwapStatus, reason: str, **extra: float | str | None) -> SwapOutcome:
             return SwapOutcome(
@@ -179,7 +179,7 @@ class HotSwapper:
         try:
             await self._warm_up(ref)
         except Exception as exc:
-            if newly_loaded and ref.version != self.versions.current.generator_version:
+            if newly_loaded and ref.version != self.versions.current.adapter_version:
                 with contextlib.suppress(Exception):
                     await self.generator.unload_adapter(ref.version)
             return outcome(
@@ -191,9 +191,9 @@ class HotSwapper:
         new = ActiveVersion(adapter=ref, router=router, update=update)
         old = self.versions.switch(new)
         switched_at = time.time()
-        self.metrics.set_version(new.generator_version, new.router_version)
-        if old.generator_version is not None and old.generator_version != ref.version:
-            self._schedule_unload(old.generator_version)
+        self.metrics.set_version(new.adapter_version, new.router_version)
+        if old.adapter_version is not None and old.adapter_version != ref.version:
+            self._schedule_unload(old.adapter_version)
         return outcome(
             "swapped",
             "switched"
@@ -260,7 +260,7 @@ class HotSwapper:
                 waited,
             )
         if (
-            version == self.versions.current.generator_version
+            version == self.versions.current.adapter_version
             or version not in self.generator.loaded_versions()
         ):
             return

@@ -9,7 +9,7 @@ Exposed names (Prometheus adds ``_total`` / ``_bucket`` suffixes):
 * ``odia_serving_errors_total{kind}``: error responses (``malformed``, ``large_model``, ``internal``);
 * ``odia_serving_latency_seconds{stage, served_by}``: route / template / generate / validate / total;
 * ``odia_serving_swaps_total{status}`` and ``odia_serving_swap_seconds``: hot-swap events;
-* ``odia_serving_active_version{generator_version, router_version}``: 1 for the serving pair;
+* ``odia_serving_active_version{adapter_version, router_version}``: 1 for the serving pair;
 * ``odia_serving_in_flight``: requests being answered;
 * ``odia_serving_shadow_checks_total{outcome}``: ``agree``, ``disagree``, ``skipped``, ``error``;
 * ``odia_serving_hedges_total{winner}``: small generations the large call was started beside, by
@@ -73,7 +73,7 @@ class ServingMetrics:
         self.active_version = Gauge(
             "odia_serving_active_version",
             "1 for the generator/router version pair new requests start on",
-            ["generator_version", "router_version"],
+            ["adapter_version", "router_version"],
             registry=r,
         )
         self.in_flight = Gauge("odia_serving_in_flight", "Requests being answered", registry=r)
@@ -122,10 +122,10 @@ class ServingMetrics:
         ):
             self.latency.labels(stage, response.served_by).observe(ms / 1000.0)
 
-    def set_version(self, generator_version: str | None, router_version: str | None) -> None:
+    def set_version(self, adapter_version: str | None, router_version: str | None) -> None:
         """Mark the serving pair (the previous pair's series is removed)."""
         self.active_version.clear()
-        self.active_version.labels(generator_version or "none", router_version or "none").set(1)
+        self.active_version.labels(adapter_version or "none", router_version or "none").set(1)
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """The current value of one sample (0 when it has not been recorded), for reports and tests."""

@@ -35,7 +35,7 @@ class ActiveVersion:
     activated_at: float = field(default_factory=time.time)
 
     @property
-    def generator_version(self) -> str | None:
+    def adapter_version(self) -> str | None:
         """The adapter's version (``None`` before the first adapter)."""
         return self.adapter.version if self.adapter is not None else None
 
@@ -72,7 +72,7 @@ class VersionHolder:
     def acquire(self) -> Iterator[ActiveVersion]:
         """The current pair, counted as in flight until the block exits."""
         active = self._current
-        key = active.generator_version
+        key = active.adapter_version
         self._in_flight[key] += 1
         try:
             yield active

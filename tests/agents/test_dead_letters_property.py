@@ -3,6 +3,7 @@ lost, and the running worker stays up."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from odia.replay_producer import ReplayProducer
 from odia.runner import WorkerProcess, group_lag
 from kafka_runtime.topics import ensure_topics
+from odia_stream.dead_letter_store import DeadLetterStore
 from odia_stream.settings import OdiaSettings
 from odia_stream.validation import InvalidEvent, parse_event
 from schemas import DeadLetter
@@ -81,4 +83,33 @@ def test_every_malformed_input_is_dead_lettered_with_a_reason(
     new = letters[before:]
     assert sorted(d.raw() for d in new) == sorted(values)
     assert all(d.reason and d.reason_code for d in new)
+    assert worker.alive()
+
+
+def test_rejected_values_near_the_message_limit_are_dead_lettered_and_kept_whole(
+    live_worker: tuple[OdiaSettings, WorkerProcess], read_topic: Callable[..., list]
+) -> None:
+    """A dead letter carrying a 0.9 MB value inline outgrew the producer's limit and was lost (no
+    record, no count). Now the record keeps the value's start, its size and sha256, and names the
+    file that holds it whole."""
+    s, worker = live_worker
+    not_json = b"\x00not json " * 90_000  # 900 kB
+    long_query = json.dumps({"event_id": "big", "query": "play " * 190_000, "tools": [GOOD_TOOL]}).encode()
+    before = len(read_topic(s.kafka.bootstrap_servers, s.topics.dead_letters.name))
+    with ReplayProducer(s.kafka, s.topics.fc_logs.name) as producer:
+        assert producer.publish_raw([not_json, long_query]).ok
+    deadline = time.monotonic() + 120
+    while group_lag(s.kafka, s.app_id, s.topics.fc_logs.name)[1] != 0:
+        assert worker.alive(), worker.log_tail()
+        assert time.monotonic() < deadline, "worker did not catch up"
+        time.sleep(0.3)
+    new = [DeadLetter.model_validate_json(v)
+           for _, v in read_topic(s.kafka.bootstrap_servers, s.topics.dead_letters.name)][before:]
+    assert sorted(d.reason_code for d in new) == ["not_json", "schema"]  # the query is over 20,000 characters
+    store = DeadLetterStore(str(s.state_dir / "dead-letters"))
+    for letter, value in zip(sorted(new, key=lambda d: d.reason_code), (not_json, long_query), strict=True):
+        assert letter.raw_truncated and letter.raw_size == len(value)
+        assert letter.raw() == value[: s.dead_letters.max_inline_bytes]
+        assert letter.raw_sha256 == hashlib.sha256(value).hexdigest()
+        assert letter.raw_uri is not None and store.get(letter.raw_uri) == value
     assert worker.alive()

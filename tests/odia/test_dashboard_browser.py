@@ -88,7 +88,7 @@ def _learner_states(settings: OdiaSettings, model_cache: Path, events: list) -> 
 def _response(rid: str, served_by: str, ms: float, at: datetime, generator: str | None, router: str) -> ServeResponse:
     return ServeResponse(
         request_id=rid, call=None, served_by=served_by, route_reason="test",  # type: ignore[arg-type]
-        generator_version=generator, router_version=router, large_model="simulated" if served_by == "large" else None,
+        adapter_version=generator, router_version=router, large_model="simulated" if served_by == "large" else None,
         latency=LatencyBreakdown(route_ms=2, generate_ms=ms - 3, validate_ms=1, total_ms=ms), answered_at=at,
     )
 

@@ -56,7 +56,7 @@ def _state(cid: str, size: int, version: int = 1) -> ClusterState:
 
 def _response(rid: str, at: datetime) -> ServeResponse:
     return ServeResponse(
-        request_id=rid, call=None, served_by="small", route_reason="cluster", generator_version="g1",
+        request_id=rid, call=None, served_by="small", route_reason="cluster", adapter_version="g1",
         router_version="r1", latency=LatencyBreakdown(route_ms=1, generate_ms=200, validate_ms=1, total_ms=202),
         answered_at=at,
     )
@@ -79,7 +79,7 @@ def test_topics_created_after_the_start_are_read_in_full(settings: OdiaSettings)
         doc = _wait_for(lambda: _get(server.url + "api/state"), lambda d: d["traffic"]["requests"] == 1 and d["stream"]["records"]["cluster_state"] == 3)
         assert [(c["cluster_id"], c["size"], c["version"]) for c in doc["clusters"]] == [("c1", 9, 2)]
         assert doc["stream"]["invalid"] == 1 and doc["stream"]["last_error"].startswith("cluster_state:")
-        assert doc["serving"]["generator_version"] == "g1"
+        assert doc["serving"]["adapter_version"] == "g1"
         health = _wait_for(lambda: _get(server.url + "healthz"), lambda h: h["caught_up"])
         assert health["partitions"] == t.cluster_state.partitions + t.responses.partitions + t.model_updates.partitions
 

@@ -29,7 +29,8 @@ def test_reduced_demo_produces_a_sane_report(settings: OdiaSettings, tmp_path: P
         small_latency_budget_ms=600_000.0, hedge=False, latency_gate="cost",
     )
     out = tmp_path / "report"
-    report = run_loop_demo(settings, "synthetic:music", sizes=sizes, seed=1, out_dir=out, console=Console(width=120))
+    report = run_loop_demo(settings, "synthetic:music", sizes=sizes, seed=1, out_dir=out, console=Console(width=120),
+                           dashboard_port=0)
     assert report["requests"] == 40 and report["answered"] == 40 and report["unanswered"] == 0
     assert report["errors"] == 0
     assert report["adapter_version"] is not None and report["router_version"] is not None
@@ -43,3 +44,4 @@ def test_reduced_demo_produces_a_sane_report(settings: OdiaSettings, tmp_path: P
     for name in ("report.json", "report.md", "latency_cdf.png", "coverage.png"):
         assert (out / name).stat().st_size > 0
     assert json.loads((out / "report.json").read_text())["answered"] == 40
+    assert len(report["targets"]) == 7 and "## The promise: targets and this run" in (out / "report.md").read_text()

@@ -320,7 +320,7 @@ async def steady_stream(
                 assert time.monotonic() < deadline, "the consumer did not read the requests before the swap"
                 await asyncio.sleep(0.05)
             publish_update(settings, swap)
-        if runtime.versions.current.generator_version == swap.version:
+        if runtime.versions.current.adapter_version == swap.version:
             since_switch += 1
         await asyncio.sleep(interval_s)
     return sent

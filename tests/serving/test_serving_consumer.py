@@ -79,7 +79,7 @@ async def test_every_request_gets_one_response_malformed_included(
     bad_schema = json.dumps({"request_id": "bad-schema-1", "query": ""}).encode()
     requests_topic = s.topics.requests.name
     async with serving_context(s, CoalescingGenerator(hf_generator, 8), app_router) as (consumer, runtime):
-        assert runtime.versions.current.generator_version == v1.version  # applied before the first request
+        assert runtime.versions.current.adapter_version == v1.version  # applied before the first request
         p = Producer({"bootstrap.servers": s.kafka.bootstrap_servers})
         for r in valid:
             p.produce(requests_topic, key=r.request_id.encode(), value=r.model_dump_json(), partition=0)
@@ -117,7 +117,7 @@ async def test_every_request_gets_one_response_malformed_included(
         assert (
             resp.error is None
             and resp.served_by in ("small", "large")
-            and resp.generator_version == v1.version
+            and resp.adapter_version == v1.version
         )
     for rid, needle in (
         ("key-not-json", "not JSON"),
@@ -176,10 +176,10 @@ async def test_hot_swap_under_a_steady_stream_loses_no_request(
         "none lost, none twice"
     )
     assert all(r.error is None for r in responses)
-    assert {r.generator_version for r in responses} == {v1.version, v2.version}
+    assert {r.adapter_version for r in responses} == {v1.version, v2.version}
     for r in responses:
         started = r.answered_at.timestamp() - r.latency.total_ms / 1000.0
-        if r.generator_version == v1.version:
+        if r.adapter_version == v1.version:
             assert started <= switched_at + 0.05, "a v1 response from a request that started after the switch"
         else:
             assert started >= switched_at - 0.05, (

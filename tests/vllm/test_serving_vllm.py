@@ -125,10 +125,10 @@ async def test_hot_swap_under_a_steady_stream_loses_no_request_on_vllm(
     responses = [r for _, r in got]
     assert sorted(r.request_id for r in responses) == sorted(want), "none lost, none twice"
     assert all(r.error is None for r in responses)
-    assert {r.generator_version for r in responses} == {a1.version, a2.version}
+    assert {r.adapter_version for r in responses} == {a1.version, a2.version}
     for r in responses:
         started = r.answered_at.timestamp() - r.latency.total_ms / 1000.0
-        if r.generator_version == a1.version:
+        if r.adapter_version == a1.version:
             assert started <= switched_at + 0.05
         else:
             assert started >= switched_at - 0.05

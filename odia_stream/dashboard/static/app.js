@@ -34,7 +34,7 @@ function list(items, cls) {
 
 function renderVersions(view) {
   const s = view.serving;
-  document.getElementById("serving-generator").textContent = s && s.generator_version ? s.generator_version : "–";
+  document.getElementById("serving-generator").textContent = s && s.adapter_version ? s.adapter_version : "–";
   document.getElementById("serving-router").textContent = s && s.router_version ? s.router_version : "–";
   document.getElementById("serving-at").textContent = s ? "(as of " + when(s.answered_at) + ")" : "";
   const body = document.querySelector("#promoted tbody");

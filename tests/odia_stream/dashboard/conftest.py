@@ -24,10 +24,10 @@ def _state(cluster_id: str, size: int = 10, label: str = "simple", dominant: str
 
 
 def _response(request_id: str, served_by: str = "small", total_ms: float = 100.0, at: datetime = T0,
-              generator_version: str | None = "g1", router_version: str | None = "r1") -> ServeResponse:
+              adapter_version: str | None = "g1", router_version: str | None = "r1") -> ServeResponse:
     return ServeResponse(
         request_id=request_id, call=None, served_by=served_by, route_reason="test",
-        generator_version=generator_version, router_version=router_version,
+        adapter_version=adapter_version, router_version=router_version,
         latency=LatencyBreakdown(route_ms=1.0, generate_ms=total_ms - 2, validate_ms=1.0, total_ms=total_ms),
         answered_at=at,
     )
@@ -50,7 +50,7 @@ def make_state() -> Callable[..., ClusterState]:
 
 @pytest.fixture()
 def make_response() -> Callable[..., ServeResponse]:
-    """``make_response(request_id, served_by=, total_ms=, at=, generator_version=, router_version=)``."""
+    """``make_response(request_id, served_by=, total_ms=, at=, adapter_version=, router_version=)``."""
     return _response
 
 

@@ -99,7 +99,7 @@ def test_view_combines_all_three_topics_and_round_trips_as_json(
     assert view.revision == revision == 5 and view.refresh_s == 0.5
     assert [r.cluster_id for r in view.clusters] == ["c2"] and view.clusters_live == 2
     assert [(p.generator, p.version, p.router_version) for p in view.promoted] == [("small", "v7", "r7")]
-    assert view.serving is not None and (view.serving.generator_version, view.serving.router_version) == ("v7", "r7")
+    assert view.serving is not None and (view.serving.adapter_version, view.serving.router_version) == ("v7", "r7")
     assert [(p.requests, p.coverage) for p in view.traffic.points] == [(1, 1.0), (1, 0.0)]
     assert state.view(max_clusters=5).clusters[-1].cluster_id == "c1"
     state.apply("cluster_state", b"c2", None)

@@ -33,12 +33,12 @@ def test_last_update_per_generator_wins_rollback_included(make_update: Callable[
 def test_serving_versions_are_the_newest_named_by_responses(make_response: Callable[..., ServeResponse], at: At) -> None:
     b = VersionBoard()
     assert b.serving is None
-    b.apply_response(make_response("a", at=at(10), generator_version="g2", router_version="r2"))
-    b.apply_response(make_response("b", at=at(5), generator_version="g1", router_version="r1"))  # arrives late
-    assert (b.serving.generator_version, b.serving.router_version) == ("g2", "r2")  # type: ignore[union-attr]
+    b.apply_response(make_response("a", at=at(10), adapter_version="g2", router_version="r2"))
+    b.apply_response(make_response("b", at=at(5), adapter_version="g1", router_version="r1"))  # arrives late
+    assert (b.serving.adapter_version, b.serving.router_version) == ("g2", "r2")  # type: ignore[union-attr]
     # The large model answered: the router is named, the generator is not; the generator stays.
-    b.apply_response(make_response("c", served_by="large", at=at(20), generator_version=None, router_version="r3"))
+    b.apply_response(make_response("c", served_by="large", at=at(20), adapter_version=None, router_version="r3"))
     s = b.serving
-    assert s is not None and (s.generator_version, s.router_version, s.answered_at) == ("g2", "r3", at(20))
-    b.apply_response(make_response("d", at=at(30), generator_version=None, router_version=None))
+    assert s is not None and (s.adapter_version, s.router_version, s.answered_at) == ("g2", "r3", at(20))
+    b.apply_response(make_response("d", at=at(30), adapter_version=None, router_version=None))
     assert b.serving == s

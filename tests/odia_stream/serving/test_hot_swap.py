@@ -43,7 +43,7 @@ async def test_in_flight_requests_finish_on_their_version_and_the_old_adapter_dr
     versions, metrics = VersionHolder(), ServingMetrics()
     swapper = _swapper(gen, versions, metrics)
     first = await swapper.apply(_update(v1))
-    assert first.status == "swapped" and versions.current.generator_version == v1.version
+    assert first.status == "swapped" and versions.current.adapter_version == v1.version
     prompt = fixed_warmup_prompt(PromptSettings())
     started = asyncio.Event()
 
@@ -52,13 +52,13 @@ async def test_in_flight_requests_finish_on_their_version_and_the_old_adapter_dr
             started.set()
             result = (await gen.generate([request_for(prompt, active.adapter, 24)]))[0]
             await asyncio.sleep(0.5)  # still in flight after the swap has switched
-            return active.generator_version, result.adapter_version
+            return active.adapter_version, result.adapter_version
 
     in_flight = asyncio.create_task(request_on_current())
     await started.wait()
     second = await swapper.apply(_update(v2, previous_version=v1.version))
     assert second.status == "swapped" and second.previous == v1.version
-    assert versions.current.generator_version == v2.version
+    assert versions.current.adapter_version == v2.version
     if not in_flight.done():
         assert v1.version in hf_generator.loaded_versions()  # not unloaded under a running request
     assert await in_flight == (v1.version, v1.version)
@@ -70,7 +70,7 @@ async def test_in_flight_requests_finish_on_their_version_and_the_old_adapter_dr
     assert metrics.value("odia_serving_swaps_total", {"status": "swapped"}) == 2
     assert (
         metrics.value(
-            "odia_serving_active_version", {"generator_version": v2.version, "router_version": "none"}
+            "odia_serving_active_version", {"adapter_version": v2.version, "router_version": "none"}
         )
         == 1
     )
@@ -92,7 +92,7 @@ async def test_a_failed_verification_keeps_the_current_version(
     assert other_scheme.status == "failed"
     other_base = await swapper.apply(_update(v2, base_model="some-other-model"))
     assert other_base.status == "ignored"
-    assert versions.current.generator_version == v1.version
+    assert versions.current.adapter_version == v1.version
     assert hf_generator.loaded_versions() == [v1.version]
     assert metrics.value("odia_serving_swaps_total", {"status": "failed"}) == 3
     assert metrics.value("odia_serving_swaps_total", {"status": "ignored"}) == 1
@@ -101,5 +101,5 @@ async def test_a_failed_verification_keeps_the_current_version(
     rollback_target = await swapper.apply(_update(v2))
     rollback = await swapper.apply(_update(v1, previous_version=v2.version))
     assert rollback_target.status == rollback.status == "swapped"
-    assert versions.current.generator_version == v1.version
+    assert versions.current.adapter_version == v1.version
     await swapper.aclose()

@@ -69,11 +69,11 @@ async def test_every_request_gets_exactly_one_response(make_runtime, app_router:
     responses = await asyncio.gather(*(runtime.engine.answer(r) for r in requests))
     assert [r.request_id for r in responses] == [r.request_id for r in requests]
     by_id = {r.request_id: r for r in responses}
-    v1 = runtime.versions.current.generator_version
+    v1 = runtime.versions.current.adapter_version
     for req, ev in zip(requests, small + large, strict=False):
         resp = by_id[req.request_id]
         assert (
-            resp.error is None and resp.generator_version == v1 and resp.router_version == app_router.version
+            resp.error is None and resp.adapter_version == v1 and resp.router_version == app_router.version
         )
         lat = resp.latency
         assert lat.total_ms >= max(lat.route_ms, lat.generate_ms, lat.validate_ms)
@@ -124,7 +124,7 @@ async def test_a_cut_off_answer_escalates(make_runtime, app_router: RouterFixtur
     ev = _small_routed(app_router, 1)[0]
     resp = await runtime.engine.answer(_request(ev))
     assert resp.served_by == "large" and resp.route_reason == "escalated:truncated"
-    assert resp.generator_version == runtime.versions.current.generator_version
+    assert resp.adapter_version == runtime.versions.current.adapter_version
     assert runtime.metrics.value("odia_serving_escalations_total", {"reason": "truncated"}) == 1
 
 
