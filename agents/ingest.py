@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 
+from kafka_runtime.publishing import send_with_retries
 from odia_stream.clustering import OffsetAlignedBatcher, OnlineClusterLearner, SourcedItem
+from odia_stream.clustering.audit import Rejected
 from odia_stream.clustering.learner import BatchOutcome
 from odia_stream.dead_letter_store import open_dead_letter_store
 from odia_stream.settings import OdiaSettings
@@ -34,14 +37,13 @@ log = logging.getLogger("odia.agents.ingest")
 class IngestCounters:
     """What the agent has seen since it started."""
 
+    #: Records read from the topic (valid or not), and those dead-lettered.
     received: int = 0
-    accepted: int = 0
     dead_lettered: int = 0
-    duplicates: int = 0
-    replayed: int = 0
-    batches: int = 0
-    states_published: int = 0
-    triggers_published: int = 0
+    #: The learner's batch counts summed over batches (:attr:`BatchOutcome.counts`), plus ``batches``.
+    learned: Counter[str] = field(default_factory=Counter)
+    #: Records published, per kind: ``states``, ``triggers``.
+    published: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
 
 
@@ -49,6 +51,8 @@ class IngestCounters:
 class _Pending:
     event: Any  # faust.Event (acked after its batch)
     parsed: FCLogEvent | None
+    #: Why the value was rejected (dead-lettered), when it was.
+    rejected: Rejected | None = None
 
 
 class IngestService:
@@ -85,7 +89,12 @@ class IngestService:
             key=message.key, value=raw, event_id=err.event_id,
             max_inline_bytes=self.settings.dead_letters.max_inline_bytes, store=self.dead_letter_store.put,
         )
-        await self.dlq.send(key=message.key, value=letter.model_dump_json().encode())
+        value = letter.model_dump_json().encode()
+        where = f"dead letter of {message.topic}/{message.partition}@{message.offset}"
+        await send_with_retries(
+            lambda: self.dlq.send(key=message.key, value=value), where,
+            attempts=self.settings.dead_letters.send_attempts,
+        )
         self.counters.dead_lettered += 1
 
     async def _publish(self, states: list[ClusterState], triggers: list[RetrainTrigger]) -> None:
@@ -94,8 +103,7 @@ class IngestService:
         for trig in triggers:
             await self.triggers.send(key=trig.app.encode(), value=trig.model_dump_json().encode())
         await self.app.producer.flush()
-        self.counters.states_published += len(states)
-        self.counters.triggers_published += len(triggers)
+        self.counters.published.update(states=len(states), triggers=len(triggers))
 
     async def _republish_unpublished(self) -> None:
         """On start: publish what a crash left committed but unpublished."""
@@ -112,12 +120,14 @@ class IngestService:
             msg = event.message
             self.counters.received += 1
             parsed: FCLogEvent | None = None
+            rejected: Rejected | None = None
             try:
                 parsed = self.parser.parse(event.value)
             except InvalidEvent as err:
-                if not self.learner.is_applied(msg.topic, msg.partition, msg.offset):
+                rejected = Rejected.of(err.code, event.value)
+                if not self.learner.was_dead_lettered(msg.topic, msg.partition, msg.offset, rejected.sha256):
                     await self._dead_letter(msg, event.value, err)
-            item = SourcedItem(msg.topic, msg.partition, msg.offset, _Pending(event, parsed))
+            item = SourcedItem(msg.topic, msg.partition, msg.offset, _Pending(event, parsed, rejected))
             for batch in self.batcher.add(item):
                 await self._queue.put(batch)
 
@@ -136,10 +146,27 @@ class IngestService:
             finally:
                 self._queue.task_done()
 
+    async def _record_failed_batch(self, batch: list[SourcedItem[_Pending]]) -> None:
+        """Record a batch the learner failed on as dead-lettered (its valid events as
+        ``processing_error``), so the audit accounts for its offsets; if even that fails, the
+        audit shows them as unaccounted and the log says why."""
+        records = [
+            SourcedItem(i.topic, i.partition, i.offset,
+                        i.payload.rejected or Rejected.of("processing_error", i.payload.event.value))
+            for i in batch
+        ]
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self.learner.process, [], records)
+        except Exception:
+            log.exception("could not record the failed batch of %d in the audit", len(batch))
+
     async def _process(self, batch: list[SourcedItem[_Pending]]) -> None:
         async with self._lock:
             valid = [SourcedItem(i.topic, i.partition, i.offset, i.payload.parsed) for i in batch if i.payload.parsed]
-            rejected = [(i.topic, i.partition, i.offset) for i in batch if i.payload.parsed is None]
+            rejected = [
+                SourcedItem(i.topic, i.partition, i.offset, i.payload.rejected)
+                for i in batch if i.payload.rejected is not None
+            ]
             loop = asyncio.get_running_loop()
             try:
                 outcome: BatchOutcome = await loop.run_in_executor(
@@ -156,18 +183,17 @@ class IngestService:
                             InvalidEvent("processing_error", err_reason, i.payload.parsed.event_id),
                         )
                 await self.app.producer.flush()
+                await self._record_failed_batch(batch)
             else:
                 await self._publish(outcome.changed, outcome.triggers)
                 await loop.run_in_executor(self._executor, self.learner.mark_published, outcome.store_version)
-                self.counters.accepted += outcome.accepted
-                self.counters.duplicates += outcome.duplicates
-                self.counters.replayed += outcome.replayed
-                self.counters.batches += 1
+                self.counters.learned.update(outcome.counts, batches=1)
+                n = outcome.counts
                 log.info(
                     "batch: %d in, %d accepted, %d dup, %d replayed, %d new queries, %d new clusters, %d merged, "
                     "%d states, %d triggers",
-                    outcome.received + len(rejected), outcome.accepted, outcome.duplicates, outcome.replayed,
-                    outcome.new_queries, outcome.new_clusters, outcome.merged_clusters, len(outcome.changed),
+                    n["received"] + len(rejected), n["accepted"], n["duplicates"], n["replayed"],
+                    n["new_queries"], n["new_clusters"], n["merged_clusters"], len(outcome.changed),
                     len(outcome.triggers),
                 )
             for i in batch:

@@ -7,8 +7,9 @@ import logging
 import faust
 
 from agents.app import create_app
-from kafka_runtime.idle_pacing import pace_aiokafka_fetches
 from agents.ingest import IngestService
+from agents.metrics import start_ingest_metrics
+from kafka_runtime.idle_pacing import pace_aiokafka_fetches
 from kafka_runtime.topics import ensure_topics
 from odia_stream.clustering.factory import open_learner
 from odia_stream.settings import OdiaSettings, get_settings
@@ -23,6 +24,7 @@ def build_worker(settings: OdiaSettings, loglevel: str = "info") -> tuple[faust.
     learner = open_learner(settings)
     app = create_app(settings)
     service = IngestService(app, settings, learner)
+    start_ingest_metrics(settings, learner.audit)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     return worker, service
 

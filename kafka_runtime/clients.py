@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from kafka_runtime.idle_pacing import IdlePacer
 from odia_stream.settings import KafkaSettings, OdiaSettings
 
-__all__ = ["KafkaTarget", "TopicReader", "as_kafka", "client_config", "group_lag", "make_consumer", "make_producer", "member_id"]
+__all__ = ["KafkaTarget", "TopicReader", "as_kafka", "client_config", "group_lag", "make_consumer", "partition_offsets", "make_producer", "member_id"]
 
 
 KafkaTarget = KafkaSettings | str
@@ -91,19 +91,29 @@ class TopicReader:
         self.close()
 
 
-def group_lag(kafka: KafkaTarget, group_id: str, topic: str, timeout_s: float = 10.0) -> tuple[int, int]:
-    """(committed messages, remaining lag) of ``group_id`` on ``topic``, summed over partitions."""
+def partition_offsets(
+    kafka: KafkaTarget, group_id: str, topic: str, timeout_s: float = 10.0
+) -> dict[int, tuple[int, int, int | None]]:
+    """Per partition of ``topic``: its low and high watermarks and ``group_id``'s committed offset
+    (``None`` when the group committed nothing there)."""
     consumer = make_consumer(kafka, group_id)
     try:
         md = consumer.list_topics(topic, timeout=timeout_s)
         parts = [TopicPartition(topic, p) for p in md.topics[topic].partitions]
-        committed = consumer.committed(parts, timeout=timeout_s)
-        done = lag = 0
-        for tp in committed:
+        out: dict[int, tuple[int, int, int | None]] = {}
+        for tp in consumer.committed(parts, timeout=timeout_s):
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout_s)
-            pos = tp.offset if tp.offset >= 0 else low
-            done += max(0, pos - low)
-            lag += max(0, high - pos)
-        return done, lag
+            out[tp.partition] = (low, high, tp.offset if tp.offset >= 0 else None)
+        return out
     finally:
         consumer.close()
+
+
+def group_lag(kafka: KafkaTarget, group_id: str, topic: str, timeout_s: float = 10.0) -> tuple[int, int]:
+    """(committed messages, remaining lag) of ``group_id`` on ``topic``, summed over partitions."""
+    done = lag = 0
+    for low, high, committed in partition_offsets(kafka, group_id, topic, timeout_s).values():
+        pos = committed if committed is not None else low
+        done += max(0, pos - low)
+        lag += max(0, high - pos)
+    return done, lag

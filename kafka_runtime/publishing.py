@@ -10,17 +10,21 @@ The value is the model's JSON (UTF-8), the key a string or bytes. Three ways, on
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from pydantic import BaseModel
 
 from kafka_runtime.clients import KafkaTarget, make_producer
 
-__all__ = ["PublishError", "deliver_model", "encode_key", "produce_model", "publish_model"]
+__all__ = ["PublishError", "deliver_model", "encode_key", "produce_model", "publish_model", "send_with_retries"]
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
+T = TypeVar("T")
+log = logging.getLogger("odia.kafka")
 
 
 class PublishError(RuntimeError):
@@ -108,3 +112,31 @@ async def deliver_model(producer: Producer, topic: str, model: BaseModel, key: s
         except BufferError:
             await asyncio.sleep(0.05)
     return await done
+
+
+async def send_with_retries(
+    send: Callable[[], Awaitable[T]],
+    what: str,
+    *,
+    attempts: int = 5,
+    first_delay_s: float = 0.5,
+    max_delay_s: float = 8.0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """Await ``send()`` until it succeeds, ``attempts`` times at most, waiting ``first_delay_s``,
+    then twice as long each time (at most ``max_delay_s``) between tries; the last error is
+    raised. ``what`` names the message in the log."""
+    if attempts < 1:
+        raise ValueError(f"attempts must be >= 1, got {attempts}")
+    delay = first_delay_s
+    for attempt in range(1, attempts + 1):
+        try:
+            return await send()
+        except Exception as exc:
+            if attempt == attempts:
+                log.error("%s: not sent after %d attempts: %r", what, attempts, exc)
+                raise
+            log.warning("%s: send failed (%r), attempt %d of %d; retrying in %.1f s", what, exc, attempt, attempts, delay)
+            await sleep(delay)
+            delay = min(max_delay_s, delay * 2)
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -420,6 +420,19 @@ class DeadLetterSettings(BaseModel):
     max_inline_bytes: int = Field(default=64 * 1024, ge=0, le=512 * 1024)
     #: Folder or fsspec URL for values longer than that; ``None`` = ``<state_dir>/dead-letters``.
     store_url: str | None = None
+    #: Tries of a dead-letter send (0.5 s, then doubling up to 8 s between them). When all fail the
+    #: record stays unacknowledged (its offset is never committed) and the agent restarts.
+    send_attempts: int = Field(default=5, ge=1, le=50)
+
+
+class IngestSettings(BaseModel):
+    """The ingest worker's own endpoints."""
+
+    #: Prometheus metrics of the ingest audit (``odia_ingest_records_total{topic, partition, outcome}``,
+    #: ``odia_ingest_unaccounted_offsets``, ``odia_ingest_applied_offset``); ``None``: no server. A
+    #: port already taken is logged and the worker runs without it.
+    metrics_port: int | None = Field(default=9109, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
 
 class OdiaSettings(BaseSettings):
@@ -450,6 +463,7 @@ class OdiaSettings(BaseSettings):
     router: RouterSettings = RouterSettings()
     templates: TemplateTierSettings = TemplateTierSettings()
     dead_letters: DeadLetterSettings = DeadLetterSettings()
+    ingest: IngestSettings = IngestSettings()
     #: Entity dictionary files (TSV ``type<TAB>value`` or JSON ``{type: [values]}``) loaded at start.
     entity_files: list[Path] = Field(default_factory=list)
 

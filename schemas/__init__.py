@@ -9,12 +9,13 @@ from schemas.cluster_state import ClusterLabel, ClusterState, TemplateProgram
 from schemas.common import SCHEMA_VERSION, ChatMessage, FunctionCall, FunctionSpec, ToolCall, ToolSpec
 from schemas.dead_letter import DeadLetter
 from schemas.fc_log import FCLogEvent
-from schemas.model_update import ModelUpdate
+from schemas.model_update import AdapterIdentity, ModelUpdate
 from schemas.retrain_trigger import RetrainTrigger, TriggerReason
 from schemas.serving import LatencyBreakdown, ServedBy, ServeRequest, ServeResponse
 
 __all__ = [
     "SCHEMA_VERSION",
+    "AdapterIdentity",
     "ChatMessage",
     "ClusterLabel",
     "ClusterState",

@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -42,14 +43,17 @@ log = logging.getLogger("odia.trainer")
 class TrainerCounters:
     """What the worker did since it started."""
 
+    #: Rounds per outcome status (``promoted``, ``rejected``, ``skipped``), and ``failed`` for a
+    #: round that raised.
+    statuses: Counter[str] = field(default_factory=Counter)
+    outcomes: list[RoundOutcome] = field(default_factory=list)
     triggers: int = 0
     dead_lettered: int = 0
-    rounds: int = 0
-    promoted: int = 0
-    rejected: int = 0
-    skipped: int = 0
-    failed: int = 0
-    outcomes: list[RoundOutcome] = field(default_factory=list)
+
+    @property
+    def rounds(self) -> int:
+        """Rounds run (each counted once its status is known)."""
+        return self.statuses.total()
 
 
 class TrainerWorker:
@@ -121,15 +125,14 @@ class TrainerWorker:
 
     def run_once(self, triggers: list[RetrainTrigger]) -> RoundOutcome | None:
         """One round for ``triggers``; its ``ModelUpdate`` is flushed before this returns."""
-        self.counters.rounds += 1
         try:
             outcome = self.round.run(triggers)
         except Exception:  # a bad round must not take the worker down
             log.error("round failed:\n%s", traceback.format_exc())
-            self.counters.failed += 1
+            self.counters.statuses["failed"] += 1
             return None
         self.counters.outcomes.append(outcome)
-        setattr(self.counters, outcome.status, getattr(self.counters, outcome.status) + 1)
+        self.counters.statuses[outcome.status] += 1
         if outcome.update is not None:
             u = outcome.update
             produce_model(self.producer, self.settings.topics.model_updates.name, u, u.generator)

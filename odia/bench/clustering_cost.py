@@ -118,7 +118,7 @@ def _measure(
             batches = _batches(events, s.clustering.batch_size)
             misses = cached.misses
             t0 = time.perf_counter()
-            accepted = sum(learner.process_batch(b).accepted for b in batches)
+            accepted = sum(learner.process_batch(b).counts["accepted"] for b in batches)
             seconds = time.perf_counter() - t0
             rows.append(
                 {

@@ -121,7 +121,10 @@ def each_dataset(
     return embedder, results, time.perf_counter() - started
 
 
-def write_report(path: Path, report: dict[str, Any]) -> None:
-    """Write ``report`` as indented UTF-8 JSON (creating the folder)."""
+def write_report(path: Path, figures: dict[str, Any]) -> dict[str, Any]:
+    """Write ``figures`` as indented UTF-8 JSON (creating the folder), after a ``machine`` entry
+    with the load averages at the end of the run; returns what was written."""
+    report = {"machine": machine(loadavg_at_end=loadavg()), **figures}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    return report

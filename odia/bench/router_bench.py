@@ -27,18 +27,9 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
-from odia.bench.common import (
-    SplitOptions,
-    each_dataset,
-    fmt,
-    learn,
-    loadavg,
-    machine,
-    percentiles,
-    split_dataset,
-    write_report,
-)
+from odia.bench.common import SplitOptions, each_dataset, fmt, learn, percentiles, split_dataset, write_report
 from odia_stream.embedding import CachedEmbedder, Embedder
+from odia_stream.figures import save_figure
 from odia_stream.routing import (
     Router,
     RouterSnapshot,
@@ -149,11 +140,7 @@ def _threshold(t: Threshold) -> float | None:
 
 
 def bench_dataset(
-    base: OdiaSettings,
-    path: Path,
-    embedder: Embedder,
-    work_dir: Path,
-    options: SplitOptions,
+    base: OdiaSettings, path: Path, embedder: Embedder, work_dir: Path, options: SplitOptions,
     *,
     latency_requests: int,
     console: Console,
@@ -249,10 +236,7 @@ def plot_sweeps(results: Sequence[dict[str, Any]], path: Path) -> None:
             ax.set_ylim(0, 1.02)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def print_tables(report: dict[str, Any], console: Console) -> None:
@@ -285,31 +269,26 @@ def run_router_bench(
     datasets: Sequence[Path],
     out_dir: Path,
     *,
-    test_fraction: float = 0.3,
-    seed: int = 0,
-    limit: int | None = None,
+    split: SplitOptions = SplitOptions(),
     latency_requests: int = 1000,
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark on each dataset; writes ``router.json`` and ``router_thresholds.png``."""
     console = console or Console()
-    options = SplitOptions(test_fraction, seed, limit)
 
     def one(path: Path, embedder: Embedder, work: Path) -> dict[str, Any]:
-        res = bench_dataset(settings, path, embedder, work, options, latency_requests=latency_requests, console=console)
+        res = bench_dataset(settings, path, embedder, work, split, latency_requests=latency_requests, console=console)
         res["target_precision"] = settings.router.target_precision
         return res
 
     embedder, results, seconds = each_dataset(settings, datasets, out_dir / "work" / "router", one)
-    report = {
-        "machine": machine(loadavg_at_end=loadavg()),
+    report = write_report(out_dir / "router.json", {
         "embedder": embedder.model_id,
         "target_precision": settings.router.target_precision,
         "router_settings": settings.router.model_dump(mode="json"),
         "seconds": seconds,
         "datasets": results,
-    }
-    write_report(out_dir / "router.json", report)
+    })
     plot_sweeps(results, out_dir / "router_thresholds.png")
     print_tables(report, console)
     console.print(f"wrote {out_dir / 'router.json'} and {out_dir / 'router_thresholds.png'}")

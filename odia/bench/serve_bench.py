@@ -40,6 +40,7 @@ from kafka_runtime.clients import TopicReader, make_producer
 from kafka_runtime.publishing import produce_model, publish_model
 from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
 from odia_stream.datasets import group_of, load_dataset
+from odia_stream.figures import save_figure
 from odia_stream.generation.base_model import base_model_id, ensure_base_model
 from odia_stream.generation.protocol import SmallGenerator
 from odia_stream.prompting import render_record
@@ -412,9 +413,7 @@ def _plot(routed: _PhaseResult, baseline: _PhaseResult, path: Path) -> None:
     ax.set_title("Serving latency CDF: routed vs all-large baseline")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def _print(result: dict[str, Any], console: Console) -> None:

@@ -30,16 +30,7 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
-from odia.bench.common import (
-    SplitOptions,
-    each_dataset,
-    learn,
-    loadavg,
-    machine,
-    percentiles,
-    split_dataset,
-    write_report,
-)
+from odia.bench.common import SplitOptions, each_dataset, learn, percentiles, split_dataset, write_report
 from odia.bench.common import fmt as _f
 from odia_stream.clustering import OnlineClusterLearner
 from odia_stream.datasets.synthetic_music import (
@@ -50,6 +41,7 @@ from odia_stream.datasets.synthetic_music import (
 )
 from odia_stream.embedding import Embedder
 from odia_stream.evaluation.ast_match import ast_match
+from odia_stream.figures import save_figure
 from odia_stream.keys import TemplatedQuery, TemplateKey
 from odia_stream.routing import Router, build_snapshot, request_of
 from odia_stream.settings import OdiaSettings
@@ -241,11 +233,7 @@ def _verdict(value: float | None, target: float, *, below: bool = False, none: s
 
 
 def bench_dataset(
-    base: OdiaSettings,
-    path: Path,
-    embedder: Embedder,
-    work_dir: Path,
-    options: SplitOptions,
+    base: OdiaSettings, path: Path, embedder: Embedder, work_dir: Path, options: SplitOptions,
     *,
     console: Console,
 ) -> tuple[dict[str, Any], list[float]]:
@@ -384,10 +372,7 @@ def plot(results: Sequence[dict[str, Any]], latencies: Sequence[Sequence[float]]
     right.set_title("Answered from templates")
     right.legend(fontsize=7)
     right.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _ms(p: Mapping[str, float] | None) -> str:
@@ -447,21 +432,17 @@ def run_template_bench(
     datasets: Sequence[Path],
     out_dir: Path,
     *,
-    test_fraction: float = 0.3,
-    seed: int = 0,
-    limit: int | None = None,
+    split: SplitOptions = SplitOptions(),
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark on each dataset; writes ``templates.json`` and ``templates.png``."""
     console = console or Console()
-    options = SplitOptions(test_fraction, seed, limit)
     embedder, pairs, seconds = each_dataset(
         settings, datasets, out_dir / "work" / "templates",
-        lambda path, embedder, work: bench_dataset(settings, path, embedder, work, options, console=console),
+        lambda path, embedder, work: bench_dataset(settings, path, embedder, work, split, console=console),
     )
     results, latencies = [r for r, _ in pairs], [lat for _, lat in pairs]
-    report = {
-        "machine": machine(loadavg_at_end=loadavg()),
+    report = write_report(out_dir / "templates.json", {
         "embedder": embedder.model_id,
         "target_precision": settings.router.target_precision,
         "calibration_z": settings.router.calibration_z,
@@ -469,8 +450,7 @@ def run_template_bench(
         "targets": {"agreement": AGREEMENT_TARGET, "synthetic_share": SYNTHETIC_SHARE_TARGET, "p99_ms": P99_TARGET_MS},
         "seconds": seconds,
         "datasets": results,
-    }
-    write_report(out_dir / "templates.json", report)
+    })
     plot(results, latencies, out_dir / "templates.png")
     print_tables(report, console)
     console.print(f"wrote {out_dir / 'templates.json'} and {out_dir / 'templates.png'}")

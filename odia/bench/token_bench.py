@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from odia_stream.datasets import load_dataset
+from odia_stream.figures import save_figure
 from odia_stream.prompting.format import PromptOptions
 from odia_stream.prompting.tokens import Tokenizer, token_report
 from schemas import FCLogEvent
@@ -49,19 +50,14 @@ def plot_report(reports: dict[str, dict[str, Any]], path: Path) -> None:
             ax.invert_yaxis()
             ax.set_title(f"{name}: mean {title} tokens ({report['records']} records)", fontsize=10)
             ax.set_xlim(0, max(values) * 1.18)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run_token_bench(
     datasets: Sequence[Path],
     tokenizer: Tokenizer,
     *,
-    limit: int,
-    seed: int,
-    out_dir: Path,
+    limit: int, seed: int, out_dir: Path,
     base: PromptOptions | None = None,
     console: Console | None = None,
 ) -> dict[str, Any]:

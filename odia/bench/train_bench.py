@@ -22,6 +22,7 @@ from rich.table import Table
 from odia_stream.clustering import SourcedItem
 from odia_stream.clustering.factory import open_learner
 from odia_stream.datasets import load_dataset
+from odia_stream.figures import save_figure
 from odia_stream.generation.adapter_digest import adapter_sha256
 from odia_stream.generation.base_model import ensure_base_model
 from odia_stream.generation.hf_generator import HFGenerator
@@ -64,10 +65,7 @@ def plot_train(result: dict[str, Any], path: Path) -> None:
     b.bar_label(bars, labels=[f"{x:.2f}" for x in acc])
     b.set_ylim(0, 1.05)
     b.set_title(f"AST accuracy on {result['eval']['records']} held-out records")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run_train_bench(

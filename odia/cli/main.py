@@ -16,11 +16,13 @@ broker_app = typer.Typer(help="The local development broker (noida-db).", no_arg
 topics_app = typer.Typer(help="Topics of the loop.", no_args_is_help=True)
 agents_app = typer.Typer(help="The Faust ingest agents.", no_args_is_help=True)
 clusters_app = typer.Typer(help="The learned clusters.", no_args_is_help=True)
+ingest_app = typer.Typer(help="What the ingest agents did with the FC-log stream.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print their figures.", no_args_is_help=True)
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(agents_app, name="agents")
 app.add_typer(clusters_app, name="clusters")
+app.add_typer(ingest_app, name="ingest")
 app.add_typer(bench_app, name="bench")
 console = Console()
 
@@ -152,6 +154,16 @@ def _register_optional() -> None:
 
     bench_app.command("templates", help="Template-tier share, agreement and assembly latency on held-out splits.")(
         bench_templates
+    )
+    from odia.cli.faults_cmd import bench_faults
+
+    bench_app.command("faults", help="The ingest worker under faults: records in, accounted for, lost, recovery.")(
+        bench_faults
+    )
+    from odia.cli.ingest_cmd import ingest_audit
+
+    ingest_app.command("audit", help="Per partition: records read, accepted, duplicates, replays, dead letters; does it add up?")(
+        ingest_audit
     )
 
 

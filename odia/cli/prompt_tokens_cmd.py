@@ -7,18 +7,16 @@ from typing import Annotated
 
 import typer
 
+from odia.cli.options import Datasets, Seed
 from odia_stream.settings import get_settings
 
 __all__ = ["prompt_tokens"]
 
 
 def prompt_tokens(
-    dataset: Annotated[
-        list[Path] | None,
-        typer.Option(help="Datasets to measure (HammerBench file/folder, SNIPS folder, FC-log JSONL)."),
-    ] = None,
+    dataset: Datasets = None,
     limit: Annotated[int, typer.Option(help="Records sampled per dataset.", min=1)] = 300,
-    seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
+    seed: Seed = 0,
     out: Annotated[Path, typer.Option(help="Where prompt_tokens.json and .png go.")] = Path("reports/bench"),
 ) -> None:
     """Tokens per prompt and per output with each token-saving option on and off (small model's tokenizer)."""

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from odia.cli.options import Datasets, Limit, Seed, TestFraction
 from odia_stream.settings import get_settings
 
 __all__ = ["DEFAULT_DATASETS", "bench_templates"]
@@ -17,15 +18,9 @@ DEFAULT_DATASETS = (Path("synthetic:music"), Path("../shared/datasets/snips"), P
 
 
 def bench_templates(
-    dataset: Annotated[
-        list[Path] | None,
-        typer.Option(help="Datasets (synthetic:music[:k=v,...], SNIPS folder, HammerBench language folder, FC-log "
-                          "JSONL); repeat the option."),
-    ] = None,
+    dataset: Datasets = None,
     out: Annotated[Path, typer.Option(help="Where templates.json and templates.png go.")] = Path("reports/bench"),
-    test_fraction: Annotated[float, typer.Option(help="Share of each dataset held out (whole groups).", min=0.05, max=0.9)] = 0.3,
-    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
-    limit: Annotated[int | None, typer.Option(help="Read at most this many events per dataset.", min=1)] = None,
+    test_fraction: TestFraction = 0.3, seed: Seed = 0, limit: Limit = None,
     target_precision: Annotated[
         float | None, typer.Option(help="Router target precision (default: the configured one).", min=0.51, max=0.999)
     ] = None,
@@ -33,6 +28,7 @@ def bench_templates(
     """Share of held-out requests the template tier answers, their agreement with the recorded
     call, assembly latency p50/p99, why the rest fell through, and a sweep of program targets;
     JSON, tables and a plot."""
+    from odia.bench.common import SplitOptions
     from odia.bench.template_bench import run_template_bench
 
     settings = get_settings()
@@ -41,6 +37,6 @@ def bench_templates(
             update={"router": settings.router.model_copy(update={"target_precision": target_precision})}
         )
     run_template_bench(
-        settings, dataset or list(DEFAULT_DATASETS), out, test_fraction=test_fraction, seed=seed, limit=limit,
+        settings, dataset or list(DEFAULT_DATASETS), out, split=SplitOptions(test_fraction, seed, limit),
         console=Console(),
     )

@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote, urlparse
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from odia_stream.generation.adapter_digest import adapter_sha256, version_of
 from odia_stream.atomic_files import fsync_dir, staging_folder, write_text_atomic
+from odia_stream.generation.adapter_digest import adapter_sha256, version_of
 from odia_stream.generation.protocol import AdapterRef
-from schemas import ModelUpdate
+from schemas import AdapterIdentity, ModelUpdate
 from schemas.common import utc_now
 
 if TYPE_CHECKING:
@@ -75,19 +75,11 @@ class UnsupportedRegistryURI(ValueError):
     """The adapter registry setting is a URI scheme other than a local path or ``file://``."""
 
 
-class AdapterEntry(BaseModel):
+class AdapterEntry(AdapterIdentity):
     """A registered adapter: what ``entry.json`` holds, plus where its files are (``path``)."""
 
-    model_config = ConfigDict(frozen=True)
-
-    version: str
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    base_model: str
-    eval_metrics: dict[str, float] = Field(default_factory=dict)
-    router_version: str | None = None
     #: The version this one was trained after (the current one then), if any.
     parent: str | None = None
-    created_at: datetime = Field(default_factory=utc_now)
     #: The adapter's folder (not stored in ``entry.json``: the root may move).
     path: Path = Field(default=Path(), exclude=True)
 
@@ -327,12 +319,8 @@ class AdapterRegistry:
     ) -> ModelUpdate:
         """The ``ModelUpdate`` announcing ``entry`` (adapter URI = ``file://`` URI of its folder)."""
         return ModelUpdate(
+            **entry.model_dump(include=set(AdapterIdentity.model_fields)),
             generator=generator_name,
-            version=entry.version,
             adapter_uri=entry.path.resolve().as_uri(),
-            sha256=entry.sha256,
-            base_model=entry.base_model,
-            eval_metrics=dict(entry.eval_metrics),
-            router_version=entry.router_version,
             previous_version=previous_version,
         )

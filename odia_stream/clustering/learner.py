@@ -1,7 +1,8 @@
 """``OnlineClusterLearner``: micro-batches of validated FC logs in, cluster changes out.
 
-Per batch (:meth:`OnlineClusterLearner._apply`, one method per step): skip what was applied
-before (by partition offset and by ``event_id``), group records by normalised query within their
+Per batch (:meth:`OnlineClusterLearner._apply`, one method per step): give every input one
+audited outcome (:mod:`~odia_stream.clustering.audit`: accepted, duplicate by event id, replayed
+offset, or dead letter; new data at a reused offset is applied by event id), group records by normalised query within their
 scope (:mod:`odia_stream.keys`), learn entity values from new queries' calls, embed only new
 queries (their NER templates), cluster them (first level), merge each new cluster into the
 nearest existing one of its scope through the vector store (second level, weighted centroids) or
@@ -17,13 +18,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 
+from odia_stream.clustering.audit import (
+    ACCEPTED,
+    DEAD_LETTER,
+    DUPLICATE,
+    READ,
+    REPLAYED,
+    REUSED_OFFSET,
+    PartitionAudit,
+    Rejected,
+)
 from odia_stream.clustering.batching import SourcedItem
 from odia_stream.clustering.first_level import agglomerate
 from odia_stream.clustering.merge import WeightedCentroidMerger, weighted_representative
@@ -51,6 +63,8 @@ from odia_stream.store import ClusterIndex, ClusterPoint, EmbedderMismatchError,
 from odia_stream.templates import EntityDictionary, QueryTemplater, learn_from_call
 from odia_stream.templates.programs import ProgramRule, TemplateEvidence, observe
 from schemas import ClusterState, FCLogEvent, RetrainTrigger
+
+log = logging.getLogger("odia.learner")
 
 __all__ = ["INDEX_FLUSH_EVERY_BATCHES", "BatchOutcome", "OnlineClusterLearner", "stable_id"]
 
@@ -83,14 +97,21 @@ class _Candidate:
 
 @dataclass(frozen=True)
 class _Admitted:
-    """The records of a batch to apply (not applied before), what was skipped, and the offsets
-    the batch covers."""
+    """The records of a batch to apply (not applied before), the offsets the batch covers, and
+    its audit (:mod:`~odia_stream.clustering.audit`)."""
 
-    received: int
-    replayed: int
-    duplicates: int
     events: list[FCLogEvent]
     offsets: Offsets
+    #: Outcome counts per partition.
+    audit: dict[tuple[str, int], Counter[str]]
+    #: First offsets of partitions audited for the first time.
+    audit_starts: dict[tuple[str, int], int]
+    #: Newly dead-lettered inputs: ``(topic, partition, offset, sha256, reason)``.
+    dead_lettered: list[tuple[str, int, int, str, str]]
+
+    def total(self, outcome: str) -> int:
+        """One outcome summed over partitions."""
+        return sum(c[outcome] for c in self.audit.values())
 
 
 @dataclass(frozen=True)
@@ -144,17 +165,12 @@ class _Examples:
 
 @dataclass
 class BatchOutcome:
-    """What one batch did."""
+    """What one batch did: its counts, the cluster states it changed and the triggers it raised."""
 
-    received: int = 0
-    accepted: int = 0
-    replayed: int = 0
-    duplicates: int = 0
-    new_queries: int = 0
-    near_duplicate_queries: int = 0
-    new_clusters: int = 0
-    merged_clusters: int = 0
-    label_flips: int = 0
+    #: Inputs and what became of them, by name: ``received``, ``accepted``, ``replayed``,
+    #: ``duplicates``, ``new_queries``, ``near_duplicate_queries``, ``new_clusters``,
+    #: ``merged_clusters``, ``label_flips`` (a name that did not happen reads 0).
+    counts: Counter[str] = field(default_factory=Counter)
     changed: list[ClusterState] = field(default_factory=list)
     triggers: list[RetrainTrigger] = field(default_factory=list)
     store_version: int = 0
@@ -166,20 +182,17 @@ class OnlineClusterLearner(LearnerViews):
     def __init__(
         self,
         *,
-        embedder: Embedder,
-        index: ClusterIndex,
-        db: LearnerStateDB,
+        embedder: Embedder, index: ClusterIndex, db: LearnerStateDB,
         dictionary_factory: Callable[[], EntityDictionary] = EntityDictionary,
-        clustering: ClusteringSettings,
-        triggers: TriggerSettings,
-        cluster_distance: float,
-        merge_distance: float,
+        clustering: ClusteringSettings, triggers: TriggerSettings,
+        cluster_distance: float, merge_distance: float,
         templates: TemplateTierSettings | None = None,
         program_rule: ProgramRule | None = None,
     ) -> None:
         self.embedder = embedder
         self.index = index
         self.db = db
+        self.merger = WeightedCentroidMerger(index, merge_distance)
         self._dictionary_factory = dictionary_factory
         self.settings = clustering
         self.template_settings = templates if templates is not None else TemplateTierSettings()
@@ -187,7 +200,6 @@ class OnlineClusterLearner(LearnerViews):
         self.trigger_policy = RetrainTriggerPolicy(triggers)
         self.cluster_distance = cluster_distance
         self.merge_distance = merge_distance
-        self.merger = WeightedCentroidMerger(index, merge_distance)
         self.labeler = WilsonLabeler(clustering.simple_share, clustering.wilson_z, clustering.min_support)
         stored = db.get_meta("embedder_id")
         if stored is not None and stored != embedder.model_id:
@@ -212,6 +224,9 @@ class OnlineClusterLearner(LearnerViews):
             g.key: (g.alias_of if g.alias_of is not None else g.group_id) for g in self.groups.values()
         }
         self._applied = self.db.applied_offsets()
+        #: The audit as of the last committed batch (replaced whole, so other threads can read it).
+        self._audit: tuple[PartitionAudit, ...] = tuple(self.db.audit())
+        self._audit_started = {(a.topic, a.partition) for a in self._audit}
         self.store_version = int(self.db.get_meta(STORE_VERSION_KEY, "0") or 0)
         self.trigger_policy.restore(self.db.get_meta("trigger_state", "{}") or "{}")
         for app, etype, value, count in self.db.entities():
@@ -297,45 +312,78 @@ class OnlineClusterLearner(LearnerViews):
         self._advance_store_version(touched)
         triggers = self._retrain_triggers(placement.touched, flipped)
         self._persist(admitted, placement, touched, examples, learned, templates, triggers)
-        return BatchOutcome(
-            received=admitted.received,
+        counts = Counter(
+            received=admitted.total(READ),
             accepted=len(admitted.events),
-            replayed=admitted.replayed,
-            duplicates=admitted.duplicates,
+            replayed=admitted.total(REPLAYED),
+            duplicates=admitted.total(DUPLICATE),
+            dead_lettered=len(admitted.dead_lettered),
+            reused_offsets=admitted.total(REUSED_OFFSET),
             new_queries=len(new),
             near_duplicate_queries=placement.near_duplicates,
             new_clusters=placement.new_clusters,
             merged_clusters=placement.merged_clusters,
             label_flips=len(flipped),
+        )
+        return BatchOutcome(
+            counts=counts,
             changed=[self.cluster_state(c) for c in sorted(touched, key=lambda c: c.cluster_id)],
             triggers=triggers,
             store_version=self.store_version,
         )
 
-    def _admit(self, items: Sequence[SourcedItem[FCLogEvent]]) -> _Admitted:
-        """Drop inputs at offsets applied before, and events whose id was applied before or
-        occurs earlier in the batch; markers (no payload) only advance offsets."""
-        received = sum(1 for it in items if it.payload is not None)
-        fresh = [
-            it for it in items
-            if it.payload is not None and it.offset > self._applied.get((it.topic, it.partition), -1)
-        ]
-        already = self.db.seen_ids([it.payload.event_id for it in fresh])
+    def _admit(self, items: Sequence[SourcedItem[FCLogEvent | Rejected]]) -> _Admitted:
+        """Give each input one outcome (:mod:`~odia_stream.clustering.audit`) and keep the events
+        to apply: an input at an offset applied before is a replay only when its event id was
+        applied (or its value dead-lettered) there before; otherwise the partition's offsets were
+        reused and it is new data, applied by event id."""
+        ids = [it.payload.event_id for it in items if not isinstance(it.payload, Rejected)]
+        already = self.db.seen_ids(ids)
+        audit: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
         accepted: list[FCLogEvent] = []
         in_batch: set[str] = set()
-        duplicates = 0
-        for it in fresh:
-            eid = it.payload.event_id
-            if eid in already or eid in in_batch:
-                duplicates += 1
+        dead: list[tuple[str, int, int, str, str]] = []
+        for it in items:
+            key = (it.topic, it.partition)
+            counts = audit[key]
+            counts[READ] += 1
+            old_offset = it.offset <= self._applied.get(key, -1)
+            if isinstance(it.payload, Rejected):
+                r = it.payload
+                if old_offset and self.db.was_dead_lettered(it.topic, it.partition, it.offset, r.sha256):
+                    counts[REPLAYED] += 1
+                    continue
+                counts[DEAD_LETTER + r.reason] += 1
+                counts[REUSED_OFFSET] += old_offset
+                dead.append((it.topic, it.partition, it.offset, r.sha256, r.reason))
                 continue
-            in_batch.add(eid)
-            accepted.append(it.payload)
+            eid = it.payload.event_id
+            if eid in already:
+                counts[REPLAYED if old_offset else DUPLICATE] += 1
+            elif eid in in_batch:
+                counts[DUPLICATE] += 1
+            else:
+                counts[ACCEPTED] += 1
+                counts[REUSED_OFFSET] += old_offset
+                in_batch.add(eid)
+                accepted.append(it.payload)
         offsets: Offsets = {}
+        starts: dict[tuple[str, int], int] = {}
         for it in items:
             key = (it.topic, it.partition)
             offsets[key] = max(offsets.get(key, -1), it.offset)
-        return _Admitted(received, received - len(fresh), duplicates, accepted, offsets)
+            if key not in self._audit_started:
+                prior = self._applied.get(key)  # state from before auditing began: audit what follows
+                starts[key] = prior + 1 if prior is not None else min(starts.get(key, it.offset), it.offset)
+        reused = sum(c[REUSED_OFFSET] for c in audit.values())
+        if reused:
+            log.warning(
+                "offset reset: %d new input(s) at offsets at or below the applied watermark of %s; "
+                "the partition's offsets were reused (topic recreated, records lost by the broker?). "
+                "Handled by event id, not taken for replays.",
+                reused, sorted(k for k, c in audit.items() if c[REUSED_OFFSET]),
+            )
+        return _Admitted(accepted, offsets, dict(audit), starts, dead)
 
     def _group(self, events: list[FCLogEvent]) -> _Grouped:
         """Records by the canonical group of their group key, or by the key when it is new."""
@@ -581,24 +629,33 @@ class OnlineClusterLearner(LearnerViews):
         self.db.save_tools(examples.tools_json)
         self.db.mark_seen(ev.event_id for ev in admitted.events)
         self.db.set_applied(admitted.offsets)
+        self.db.add_audit(admitted.audit, admitted.audit_starts, admitted.dead_lettered)
         self.db.add_entities(learned)
         self.db.save_template_evidence({k: self.template_evidence[k] for k in sorted(templates)})
         self.db.set_meta(STORE_VERSION_KEY, str(self.store_version))
         self.db.set_meta("trigger_state", self.trigger_policy.to_json())
         for key, off in admitted.offsets.items():
             self._applied[key] = max(self._applied.get(key, -1), off)
+        self._audit_started.update(admitted.audit_starts)
+        self._audit = _merge_audit(self._audit, admitted, self._applied)
 
     def process(
-        self, items: Sequence[SourcedItem[FCLogEvent]], also_applied: Sequence[tuple[str, int, int]] = ()
+        self, items: Sequence[SourcedItem[FCLogEvent]], rejected: Sequence[SourcedItem[Rejected]] = ()
     ) -> BatchOutcome:
-        """Like :meth:`process_batch`, also recording ``(topic, partition, offset)`` of inputs that
-        were rejected (dead-lettered), so a replay does not dead-letter them twice."""
-        marker = [SourcedItem(t, p, o, None) for t, p, o in also_applied]
-        return self.process_batch([*items, *marker])  # type: ignore[list-item]
+        """Like :meth:`process_batch`, also recording the inputs of the batch that were rejected
+        (dead-lettered): the audit counts them, and a re-read does not dead-letter them twice."""
+        return self.process_batch([*items, *rejected])  # type: ignore[list-item]
 
-    def is_applied(self, topic: str, partition: int, offset: int) -> bool:
-        """Whether the input at this position was applied (or dead-lettered) before."""
-        return offset <= self._applied.get((topic, partition), -1)
+    def was_dead_lettered(self, topic: str, partition: int, offset: int, sha256: str) -> bool:
+        """Whether this value (by sha256) at this position was dead-lettered before (a re-read)."""
+        if offset > self._applied.get((topic, partition), -1):
+            return False
+        return self.db.was_dead_lettered(topic, partition, offset, sha256)
+
+    def audit(self) -> list[PartitionAudit]:
+        """The ingest audit per partition (:mod:`~odia_stream.clustering.audit`), as of the last
+        committed batch; safe to call from another thread (a metrics scrape)."""
+        return list(self._audit)
 
     # -- publication bookkeeping ---------------------------------------------------------------
     def unpublished(self) -> tuple[list[ClusterState], list[RetrainTrigger]]:
@@ -654,3 +711,21 @@ class OnlineClusterLearner(LearnerViews):
         self.index.flush()
         self.index.close()
         self.db.close()
+
+
+def _merge_audit(
+    current: tuple[PartitionAudit, ...], admitted: _Admitted, applied: Mapping[tuple[str, int], int]
+) -> tuple[PartitionAudit, ...]:
+    """``current`` with a committed batch's counts added (new partitions start where it says)."""
+    by_key = {(a.topic, a.partition): a for a in current}
+    for key, counts in admitted.audit.items():
+        old = by_key.get(key)
+        first = old.first_offset if old is not None else admitted.audit_starts.get(key, 0)
+        merged = Counter(old.counts if old is not None else {})
+        merged.update(counts)
+        by_key[key] = PartitionAudit(key[0], key[1], first, applied.get(key, -1), +merged)
+    for key, a in by_key.items():
+        if a.applied != applied.get(key, a.applied):
+            by_key[key] = PartitionAudit(a.topic, a.partition, a.first_offset, applied[key], a.counts)
+    return tuple(by_key[k] for k in sorted(by_key))
+

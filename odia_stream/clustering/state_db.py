@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from odia_stream.clustering.audit import PartitionAudit
 from odia_stream.clustering.records import Cluster, QueryGroup, StoredExample
 from odia_stream.templates.programs import Observation, TemplateEvidence
 
@@ -35,6 +36,11 @@ CREATE TABLE IF NOT EXISTS examples (
     history TEXT, call TEXT, tools_key TEXT, PRIMARY KEY (group_id, event_id));
 CREATE TABLE IF NOT EXISTS tools (tools_key TEXT PRIMARY KEY, tools TEXT);
 CREATE TABLE IF NOT EXISTS entities (app TEXT, type TEXT, value TEXT, count INTEGER, PRIMARY KEY (app, type, value));
+CREATE TABLE IF NOT EXISTS audit (
+    topic TEXT, partition INTEGER, outcome TEXT, count INTEGER, PRIMARY KEY (topic, partition, outcome));
+CREATE TABLE IF NOT EXISTS audit_start (topic TEXT, partition INTEGER, first_offset INTEGER, PRIMARY KEY (topic, partition));
+CREATE TABLE IF NOT EXISTS dead_lettered (
+    topic TEXT, partition INTEGER, "offset" INTEGER, sha256 TEXT, reason TEXT, PRIMARY KEY (topic, partition, "offset", sha256));
 CREATE TABLE IF NOT EXISTS template_calls (
     app TEXT, scope TEXT, template TEXT, function TEXT, observation TEXT, count INTEGER,
     PRIMARY KEY (app, scope, template, function, observation));
@@ -99,6 +105,26 @@ class LearnerStateDB:
     def applied_offsets(self) -> dict[tuple[str, int], int]:
         """Highest offset applied per (topic, partition)."""
         return {(t, p): o for t, p, o in self.conn.execute("SELECT topic, partition, applied FROM offsets")}
+
+    def audit(self) -> list[PartitionAudit]:
+        """The ingest audit of every partition (:mod:`odia_stream.clustering.audit`), by topic and partition."""
+        counts: dict[tuple[str, int], Counter[str]] = {}
+        for t, p, outcome, n in self.conn.execute("SELECT topic, partition, outcome, count FROM audit"):
+            counts.setdefault((t, p), Counter())[outcome] = n
+        starts = {(t, p): o for t, p, o in self.conn.execute("SELECT topic, partition, first_offset FROM audit_start")}
+        applied = self.applied_offsets()
+        return [
+            PartitionAudit(t, p, starts.get((t, p), 0), applied.get((t, p), -1), counts[(t, p)])
+            for t, p in sorted(counts)
+        ]
+
+    def was_dead_lettered(self, topic: str, partition: int, offset: int, sha256: str) -> bool:
+        """Whether this value (by sha256) at this position was dead-lettered before."""
+        row = self.conn.execute(
+            'SELECT 1 FROM dead_lettered WHERE topic=? AND partition=? AND "offset"=? AND sha256=?',
+            (topic, partition, offset, sha256),
+        ).fetchone()
+        return row is not None
 
     def seen_ids(self, event_ids: Sequence[str]) -> set[str]:
         """Which of ``event_ids`` were applied before."""
@@ -205,6 +231,19 @@ class LearnerStateDB:
     def mark_seen(self, event_ids: Iterable[str]) -> None:
         """Record applied event ids."""
         self.conn.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(e,) for e in event_ids])
+
+    def add_audit(
+        self, counts: dict[tuple[str, int], Counter[str]], starts: dict[tuple[str, int], int],
+        dead_lettered: Iterable[tuple[str, int, int, str, str]],
+    ) -> None:
+        """Add a batch's audit counts per partition, the first offset of partitions audited for the
+        first time, and the dead-lettered inputs ``(topic, partition, offset, sha256, reason)``."""
+        self.conn.executemany(
+            "INSERT INTO audit VALUES (?,?,?,?) ON CONFLICT(topic, partition, outcome) DO UPDATE SET count=count+excluded.count",
+            [(t, p, outcome, n) for (t, p), c in counts.items() for outcome, n in sorted(c.items()) if n],
+        )
+        self.conn.executemany("INSERT OR IGNORE INTO audit_start VALUES (?,?,?)", [(t, p, o) for (t, p), o in starts.items()])
+        self.conn.executemany("INSERT OR IGNORE INTO dead_lettered VALUES (?,?,?,?,?)", list(dead_lettered))
 
     def set_applied(self, offsets: dict[tuple[str, int], int]) -> None:
         """Record the highest applied offset per partition."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 from typing import get_args
 
+from odia_stream.dashboard.compacted import CompactedTable
 from odia_stream.dashboard.view import ClusterRow, LabelTotal
 from schemas import ClusterLabel, ClusterState
 
@@ -21,16 +22,11 @@ class LatestClusterStates:
     """
 
     def __init__(self) -> None:
-        self._latest: dict[str, ClusterState] = {}
+        self._latest: CompactedTable[ClusterState] = CompactedTable(lambda s: s.cluster_id, "cluster_id")
 
     def apply(self, key: str, state: ClusterState | None) -> None:
         """Fold one record of the topic; ``None`` is a tombstone."""
-        if state is None:
-            self._latest.pop(key, None)
-            return
-        if state.cluster_id != key:
-            raise ValueError(f"record key {key!r} differs from its cluster_id {state.cluster_id!r}")
-        self._latest[key] = state
+        self._latest.apply(key, state)
 
     def get(self, cluster_id: str) -> ClusterState | None:
         """The latest state of a cluster (merged ones included), if any."""
@@ -68,19 +64,4 @@ class LatestClusterStates:
 
 
 def _row(s: ClusterState) -> ClusterRow:
-    return ClusterRow(
-        cluster_id=s.cluster_id,
-        app=s.app,
-        scope=s.scope,
-        size=s.size,
-        unique_queries=s.unique_queries,
-        label=s.label,
-        dominant_function=s.dominant_function,
-        dominant_share=s.dominant_share,
-        share_lower_bound=s.share_lower_bound,
-        training_examples=s.training_examples,
-        templates=list(s.templates),
-        sample_queries=list(s.sample_queries),
-        version=s.version,
-        updated_at=s.updated_at,
-    )
+    return ClusterRow.of(s)

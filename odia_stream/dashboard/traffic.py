@@ -16,10 +16,8 @@ from schemas import ServeResponse
 
 @dataclass
 class _Bucket:
-    template: int = 0
-    small: int = 0
-    large: int = 0
-    none: int = 0
+    #: Responses per ``served_by`` (``none``: errors answered by nobody).
+    served_by: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
     request_ids: set[str] = field(default_factory=set)
     #: Responses per small-path policy route reason (:data:`~odia_stream.serving.small_path.POLICY_REASONS`).
@@ -29,7 +27,7 @@ class _Bucket:
 
     @property
     def requests(self) -> int:
-        return self.template + self.small + self.large + self.none
+        return self.served_by.total()
 
 
 def _epoch(ts: datetime) -> float:
@@ -78,14 +76,7 @@ class TrafficSeries:
             self.dropped += 1
             return False
         bucket.request_ids.add(response.request_id)
-        if response.served_by == "template":
-            bucket.template += 1
-        elif response.served_by == "small":
-            bucket.small += 1
-        elif response.served_by == "large":
-            bucket.large += 1
-        else:
-            bucket.none += 1
+        bucket.served_by[response.served_by] += 1
         if response.route_reason in POLICY_REASONS:
             bucket.small_path[response.route_reason] += 1
         bucket.latencies_ms.append(response.latency.total_ms)
@@ -104,11 +95,11 @@ class TrafficSeries:
             point = TrafficPoint(
                 start=datetime.fromtimestamp(index * self.bucket_s, UTC),
                 requests=b.requests,
-                template=b.template,
-                small=b.small,
-                large=b.large,
-                none=b.none,
-                coverage=(b.small + b.template) / b.requests,
+                template=b.served_by["template"],
+                small=b.served_by["small"],
+                large=b.served_by["large"],
+                none=b.served_by["none"],
+                coverage=(b.served_by["small"] + b.served_by["template"]) / b.requests,
                 p50_ms=p50,
                 p90_ms=p90,
             )

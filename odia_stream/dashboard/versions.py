@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from odia_stream.dashboard.compacted import CompactedTable
 from odia_stream.dashboard.view import PromotedModel, ServingVersions
 from schemas import ModelUpdate, ServeResponse
 
@@ -22,18 +23,13 @@ class VersionBoard:
     """
 
     def __init__(self) -> None:
-        self._promoted: dict[str, ModelUpdate] = {}
+        self._promoted: CompactedTable[ModelUpdate] = CompactedTable(lambda u: u.generator, "generator")
         self._generator: tuple[str, datetime] | None = None
         self._router: tuple[str, datetime] | None = None
 
     def apply_update(self, key: str, update: ModelUpdate | None) -> None:
         """Fold one record of the model-updates topic; ``None`` is a tombstone."""
-        if update is None:
-            self._promoted.pop(key, None)
-            return
-        if update.generator != key:
-            raise ValueError(f"record key {key!r} differs from its generator {update.generator!r}")
-        self._promoted[key] = update
+        self._promoted.apply(key, update)
 
     def apply_response(self, response: ServeResponse) -> None:
         """Note the generator and router versions a response names, each if it is the newest so far.
@@ -48,18 +44,7 @@ class VersionBoard:
 
     def promoted(self) -> list[PromotedModel]:
         """One entry per generator, by name."""
-        return [
-            PromotedModel(
-                generator=u.generator,
-                version=u.version,
-                router_version=u.router_version,
-                base_model=u.base_model,
-                previous_version=u.previous_version,
-                eval_metrics=dict(u.eval_metrics),
-                created_at=u.created_at,
-            )
-            for _, u in sorted(self._promoted.items())
-        ]
+        return [PromotedModel.of(u) for _, u in self._promoted.items()]
 
     @property
     def serving(self) -> ServingVersions | None:

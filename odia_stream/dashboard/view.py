@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,6 +12,11 @@ from schemas import ClusterLabel
 
 class _View(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+    @classmethod
+    def of(cls, record: BaseModel) -> Self:
+        """The view of a wire record: the fields the view shares with it, copied."""
+        return cls.model_validate(record.model_dump(include=set(cls.model_fields)))
 
 
 class ClusterRow(_View):

@@ -42,18 +42,21 @@ class DatasetError(ValueError):
 class ReadStats:
     """Counters a reader fills while it yields events (pass one in to inspect them)."""
 
-    #: Events yielded.
-    events: int = 0
+    #: Events yielded per file name (``<lang>/<file>`` for HammerBench).
+    per_file: Counter[str] = field(default_factory=Counter)
     #: Source records read (dialogues, utterances, JSONL lines with an event).
     records: int = 0
     #: Bad records/lines skipped in lenient mode.
     skipped: int = 0
     #: HammerBench calls whose function was not offered, fixed by adding ``single_tool``'s schema.
     tool_added: int = 0
-    #: Events per file name (``<lang>/<file>`` for HammerBench).
-    per_file: Counter[str] = field(default_factory=Counter)
     #: First few problems seen (``path:line: reason``), for reports.
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def events(self) -> int:
+        """Events yielded."""
+        return self.per_file.total()
 
     def note_problem(self, message: str, keep: int = 50) -> None:
         """Remember a problem (up to ``keep`` of them)."""

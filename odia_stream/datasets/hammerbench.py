@@ -350,6 +350,5 @@ def read_hammerbench(
             stats.records += 1
             for event in events:
                 ordinal += 1
-                stats.events += 1
                 stats.per_file[f"{file_lang}/{file.name}"] += 1
                 yield event

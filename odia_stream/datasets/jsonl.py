@@ -71,7 +71,6 @@ def read_jsonl(path: Path, *, strict: bool = True, stats: ReadStats | None = Non
                 reason = str(exc)
             else:
                 stats.records += 1
-                stats.events += 1
                 stats.per_file[path.name] += 1
                 yield event
                 continue

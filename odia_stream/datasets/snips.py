@@ -249,6 +249,5 @@ def read_snips(
                 continue
             ordinal += 1
             stats.records += 1
-            stats.events += 1
             stats.per_file[file.name] += 1
             yield event

@@ -694,7 +694,6 @@ def read_synthetic(
     def _events() -> Iterator[FCLogEvent]:
         for r in records:
             counters.records += 1
-            counters.events += 1
             counters.per_file[f"{SOURCE_PREFIX}/{r.lang}"] += 1
             yield r.event
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from odia_stream.demo.targets import promise_targets, render_targets
 from odia_stream.evaluation import ast_match
+from odia_stream.figures import save_figure
 from odia_stream.serving.small_path import HEDGED, SMALL_BUSY, SMALL_NOT_FASTER
 from schemas import FunctionCall, ServeRequest, ServeResponse
 
@@ -193,9 +194,7 @@ def write_report(
     ax.set_title("Latency CDF")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(paths[2], dpi=110)
-    plt.close(fig)
+    save_figure(fig, paths[2])
 
     xs, ys = coverage_series(responses)
     fig, ax = plt.subplots(figsize=(7, 3.5))
@@ -205,9 +204,7 @@ def write_report(
     ax.set_ylabel("share served small or by a template")
     ax.set_title("Coverage over time (cumulative)")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(paths[3], dpi=110)
-    plt.close(fig)
+    save_figure(fig, paths[3])
     return paths
 
 

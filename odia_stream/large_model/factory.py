@@ -23,12 +23,8 @@ def build_large_model(settings: OdiaSettings, *, sleep: bool = True) -> LargeMod
             lm.base_url,
             lm.model,
             api_key=lm.api_key.get_secret_value() if lm.api_key else None,
-            timeout_s=lm.timeout_s,
-            max_retries=lm.max_retries,
-            backoff_s=lm.backoff_s,
-            tool_choice=lm.tool_choice,
-            temperature=lm.temperature,
-            max_tokens=lm.max_tokens,
+            timeout_s=lm.timeout_s, max_retries=lm.max_retries, backoff_s=lm.backoff_s,
+            tool_choice=lm.tool_choice, temperature=lm.temperature, max_tokens=lm.max_tokens,
         )
     if lm.replay_dataset is None:
         raise ValueError(
@@ -36,9 +32,5 @@ def build_large_model(settings: OdiaSettings, *, sleep: bool = True) -> LargeMod
             "(ODIA_LARGE_MODEL__REPLAY_DATASET: a HammerBench, SNIPS or FC-log JSONL path)"
         )
     return ReplaySimulatedLargeModel.from_dataset(
-        lm.replay_dataset,
-        median_ms=lm.replay_median_ms,
-        p90_ms=lm.replay_p90_ms,
-        seed=lm.seed,
-        sleep=sleep,
+        lm.replay_dataset, median_ms=lm.replay_median_ms, p90_ms=lm.replay_p90_ms, seed=lm.seed, sleep=sleep
     )

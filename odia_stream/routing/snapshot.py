@@ -28,11 +28,11 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -83,43 +83,45 @@ class ClusterTable:
 
 
 @dataclass(frozen=True)
-class TemplateEntry:
-    """A simple template cluster: queries of one scope sharing an NER template, one function."""
+class TemplateFunction:
+    """An NER template of one app and scope, and the function its queries are answered with."""
 
     app: str
     scope: str
     template: str
     function: str
+    #: The entry's key from ``(app, scope, template)``: each kind of entry has its own.
+    key_of: ClassVar[Callable[[str, str, str], str]]
+
+    @property
+    def key(self) -> str:
+        """Stable key of the entry, the key of its error budget (``t<hex>``: a template cluster,
+        ``p<hex>``: a program)."""
+        return self.key_of(self.app, self.scope, self.template)
+
+
+@dataclass(frozen=True)
+class TemplateEntry(TemplateFunction):
+    """A simple template cluster: queries of one scope sharing an NER template, one function."""
+
+    key_of = staticmethod(template_cluster_key)
     lower_bound: float
     queries: int
     size: int
     dominant: int
 
-    @property
-    def key(self) -> str:
-        """Stable key of the template cluster (``t<hex>``), the key of its error budget."""
-        return template_cluster_key(self.app, self.scope, self.template)
-
 
 @dataclass(frozen=True)
-class ProgramEntry:
+class ProgramEntry(TemplateFunction):
     """A template's valid argument program (:mod:`odia_stream.templates.programs`): the call of
     ``function`` assembled from the query's slots, with the evidence it was found valid on."""
 
-    app: str
-    scope: str
-    template: str
-    function: str
+    key_of = staticmethod(program_key)
     #: Argument name → source text (``slot:song``, ``const:"app"``...), sorted by name.
     sources: tuple[tuple[str, str], ...]
     support: int
     agreement: int
     lower_bound: float
-
-    @property
-    def key(self) -> str:
-        """Stable key of the program (``p<hex>``), the key of its error budget."""
-        return program_key(self.app, self.scope, self.template)
 
 
 @dataclass(frozen=True, eq=False)

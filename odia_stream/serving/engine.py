@@ -152,20 +152,19 @@ class ServeEngine:
         self,
         settings: OdiaSettings,
         *,
-        generator: SmallGenerator,
-        large_model: LargeModel,
-        versions: VersionHolder,
+        generator: SmallGenerator, large_model: LargeModel, versions: VersionHolder,
         metrics: ServingMetrics | None = None,
         shadow: ShadowChecker | None = None,
         recent_prompts: int = 16,
         small_limits: tuple[int, int] | None = None,
     ) -> None:
         self.settings = settings
+        #: The two models, and the version pair new requests start on.
         self.generator = generator
         self.large_model = large_model
         self.versions = versions
-        self.metrics = metrics or ServingMetrics()
         self.shadow = shadow
+        self.metrics = metrics or ServingMetrics()
         #: Prompts of recent small-routed requests (hot-swap warm-up uses real traffic's shape).
         self.recent_prompts: deque[RenderedPrompt] = deque(maxlen=recent_prompts)
         concurrency, queue = small_limits or small_path_limits(settings)

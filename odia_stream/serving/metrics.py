@@ -21,6 +21,8 @@ Exposed names (Prometheus adds ``_total`` / ``_bucket`` suffixes):
 
 from __future__ import annotations
 
+from functools import partial
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas import ServeResponse
@@ -36,70 +38,48 @@ class ServingMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.requests = Counter(
-            "odia_serving_requests",
-            "Responses sent, by who answered and why",
-            ["served_by", "reason"],
-            registry=r,
+        counter = partial(Counter, registry=self.registry)
+        gauge = partial(Gauge, registry=self.registry)
+        histogram = partial(Histogram, registry=self.registry)
+        self.requests = counter(
+            "odia_serving_requests", "Responses sent, by who answered and why", ["served_by", "reason"]
         )
-        self.escalations = Counter(
-            "odia_serving_escalations",
-            "Small-model answers escalated to the large model",
+        self.escalations = counter(
+            "odia_serving_escalations", "Small-model answers escalated to the large model", ["reason"]
+        )
+        self.template_misses = counter(
+            "odia_serving_template_misses", "Small-routed requests the template tier left to the small model",
             ["reason"],
-            registry=r,
         )
-        self.template_misses = Counter(
-            "odia_serving_template_misses",
-            "Small-routed requests the template tier left to the small model",
-            ["reason"],
-            registry=r,
-        )
-        self.errors = Counter("odia_serving_errors", "Error responses, by kind", ["kind"], registry=r)
-        self.latency = Histogram(
-            "odia_serving_latency_seconds",
-            "Time spent per stage of answering",
-            ["stage", "served_by"],
+        self.errors = counter("odia_serving_errors", "Error responses, by kind", ["kind"])
+        self.latency = histogram(
+            "odia_serving_latency_seconds", "Time spent per stage of answering", ["stage", "served_by"],
             buckets=LATENCY_BUCKETS_S,
-            registry=r,
         )
-        self.swaps = Counter("odia_serving_swaps", "Hot-swap events, by outcome", ["status"], registry=r)
-        self.swap_seconds = Histogram(
-            "odia_serving_swap_seconds",
-            "Time from receiving a ModelUpdate to switching to it",
+        self.swaps = counter("odia_serving_swaps", "Hot-swap events, by outcome", ["status"])
+        self.swap_seconds = histogram(
+            "odia_serving_swap_seconds", "Time from receiving a ModelUpdate to switching to it",
             buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
-            registry=r,
         )
-        self.active_version = Gauge(
-            "odia_serving_active_version",
-            "1 for the generator/router version pair new requests start on",
+        self.active_version = gauge(
+            "odia_serving_active_version", "1 for the generator/router version pair new requests start on",
             ["adapter_version", "router_version"],
-            registry=r,
         )
-        self.in_flight = Gauge("odia_serving_in_flight", "Requests being answered", registry=r)
-        self.shadow_checks = Counter(
-            "odia_serving_shadow_checks",
-            "Shadow checks of small-model answers, by outcome",
-            ["outcome"],
-            registry=r,
+        self.in_flight = gauge("odia_serving_in_flight", "Requests being answered")
+        self.shadow_checks = counter(
+            "odia_serving_shadow_checks", "Shadow checks of small-model answers, by outcome", ["outcome"]
         )
-
-        self.hedges = Counter(
+        self.hedges = counter(
             "odia_serving_hedges",
             "Small generations the large call was started beside, by whose answer was sent",
             ["winner"],
-            registry=r,
         )
-        self.small_path_open = Gauge(
+        self.small_path_open = gauge(
             "odia_serving_small_path_open", "1 while the latency gate lets requests use the small path",
-            registry=r,
         )
         self.small_path_open.set(1)
-        self.latency_estimate = Gauge(
-            "odia_serving_latency_estimate_seconds",
-            "The latency gate's rolling median of each path",
-            ["path"],
-            registry=r,
+        self.latency_estimate = gauge(
+            "odia_serving_latency_estimate_seconds", "The latency gate's rolling median of each path", ["path"]
         )
 
     def set_small_path(self, open_: bool, small_ms: float | None, large_ms: float | None) -> None:

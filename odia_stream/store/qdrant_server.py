@@ -46,15 +46,8 @@ class QdrantServerClusterIndex(ClusterIndex):
     """``ClusterIndex`` on a Qdrant collection (cosine) through qdrant-client."""
 
     def __init__(
-        self,
-        location: str,
-        collection: str,
-        embedder_id: str,
-        dim: int,
-        api_key: str | None = None,
-        *,
-        timeout: int | None = None,
-        upsert_batch_size: int = 512,
+        self, location: str, collection: str, embedder_id: str, dim: int, api_key: str | None = None,
+        *, timeout: int | None = None, upsert_batch_size: int = 512,
     ) -> None:
         """Connect and open (or create) ``collection``.
 

@@ -13,7 +13,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -62,26 +62,24 @@ def training_examples(training_set: TrainingSet, settings: OdiaSettings) -> list
     return out
 
 
+@dataclass
 class TrainingRound:
     """Runs rounds against one loaded generator (for evaluation) and one adapter registry."""
 
-    def __init__(
-        self,
-        settings: OdiaSettings,
-        *,
-        generator: SmallGenerator,
-        registry: AdapterRegistry,
-        base_model_dir: Path,
-        open_view: Callable[[], LearnerView],
-        router_builder: RouterBuilder | None = None,
-    ) -> None:
-        self.settings = settings
-        self.generator = generator
-        self.registry = registry
-        self.base_model_dir = base_model_dir
-        self.open_view = open_view
-        self.router_builder = router_builder
-        self.reports_dir = settings.state_dir / "trainer" / "reports"
+    settings: OdiaSettings
+    _: KW_ONLY
+    generator: SmallGenerator
+    registry: AdapterRegistry
+    base_model_dir: Path
+    #: Opens a read-only view of the learner's state (the round's training data).
+    open_view: Callable[[], LearnerView]
+    #: Builds the router snapshot paired with a promoted adapter (none: adapters only).
+    router_builder: RouterBuilder | None = None
+
+    @property
+    def reports_dir(self) -> Path:
+        """Where each round's report goes."""
+        return self.settings.state_dir / "trainer" / "reports"
 
     # -- the round -------------------------------------------------------------------------------
     def run(self, triggers: Sequence[RetrainTrigger]) -> RoundOutcome:

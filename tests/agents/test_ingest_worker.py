@@ -9,9 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
+from kafka_runtime.topics import ensure_topics
 from odia.replay_producer import ReplayProducer
 from odia.runner import WorkerProcess, group_lag, wait_caught_up
-from kafka_runtime.topics import ensure_topics
+from odia_stream.clustering.audit import audit_totals
 from odia_stream.clustering.factory import open_learner
 from odia_stream.settings import OdiaSettings
 from schemas import ClusterState, DeadLetter, FCLogEvent
@@ -55,6 +56,7 @@ def test_ingest_end_to_end_with_dead_letters_and_idempotent_replay(
     learner = open_learner(settings)
     snapshot = learner.snapshot()
     summary = learner.summary()
+    audit = learner.audit()
     learner.close()
     # Every input is accounted for: accepted into the store, or in the DLQ with a reason.
     letters = [DeadLetter.model_validate_json(v) for _, v in read_topic(settings.kafka.bootstrap_servers, settings.topics.dead_letters.name)]
@@ -65,6 +67,15 @@ def test_ingest_end_to_end_with_dead_letters_and_idempotent_replay(
     )
     assert {d.raw() for d in letters} == {m or b"" for m in MALFORMED}
     assert all(d.reason and d.source_topic == settings.topics.fc_logs.name for d in letters)
+    # ... and the audit adds up: one outcome per record, every offset accounted for.
+    assert all(a.adds_up for a in audit), audit
+    totals = audit_totals(audit)
+    assert totals["read"] == totals["accepted"] + sum(
+        n for k, n in totals.items() if k.startswith("dead_letter:")
+    ) == len(valid) + len(MALFORMED)
+    assert {k.removeprefix("dead_letter:"): n for k, n in totals.items() if k.startswith("dead_letter:")} == Counter(
+        d.reason_code for d in letters
+    )
 
     # The cluster-state topic carries the latest state of every cluster.
     latest: dict[str, ClusterState] = {}
@@ -90,6 +101,8 @@ def test_ingest_end_to_end_with_dead_letters_and_idempotent_replay(
     learner = open_learner(settings)
     try:
         assert learner.snapshot() == snapshot
+        totals = audit_totals(learner.audit())
+        assert totals["duplicate"] == len(valid) and all(a.adds_up for a in learner.audit())
     finally:
         learner.close()
 
@@ -124,6 +137,9 @@ def test_killed_worker_recovers_to_the_uninterrupted_state(
     try:
         assert a.summary().events == len(events)
         assert a.snapshot() == b.snapshot()
+        # The kill cost nothing in the audit: one outcome per record, re-reads counted as replays.
+        assert all(x.adds_up for x in a.audit()) and audit_totals(a.audit())["accepted"] == len(events)
+        assert audit_totals(b.audit())["replayed"] == 0
     finally:
         a.close()
         b.close()

@@ -23,23 +23,33 @@ def _consumer(bootstrap: str, topic: str) -> Consumer:
     return c
 
 
-def test_paced_consumer_gets_every_message_in_order_across_idle_spells(kafka_bootstrap: str) -> None:
+def _fresh_topic(bootstrap: str) -> tuple[str, Consumer]:
+    """A new one-partition topic and a consumer subscribed to it from the start."""
     topic = f"pace-{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka_bootstrap, [TopicSpec(name=topic, partitions=1)])
-    producer = Producer({"bootstrap.servers": kafka_bootstrap})
-    consumer = _consumer(kafka_bootstrap, topic)
+    ensure_topics(bootstrap, [TopicSpec(name=topic, partitions=1)])
+    return topic, _consumer(bootstrap, topic)
+
+
+def _burst(bootstrap: str, topic: str, burst: int, pacer: IdlePacer, got: list[bytes]) -> None:
+    """Produce burst ``burst`` (5 values) and read until all of them arrived (20 s at most)."""
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i in range(5):
+        producer.produce(topic, value=f"{burst}-{i}".encode())
+    producer.flush(10)
+    deadline = time.monotonic() + 20
+    while len(got) < 5 * (burst + 1) and time.monotonic() < deadline:
+        got += [m.value() for m in pacer.consume(10, 0.5) if m.error() is None]
+
+
+def test_paced_consumer_gets_every_message_in_order_across_idle_spells(kafka_bootstrap: str) -> None:
+    topic, consumer = _fresh_topic(kafka_bootstrap)
     pacer = IdlePacer(consumer, max_ms=100)
     got: list[bytes] = []
     try:
         assert pacer.consume(10, 3.0) == []  # idle: the partition is paused between looks
         assert pacer.paused and pacer.backoff_s == pytest.approx(0.1)
         for burst in range(3):
-            for i in range(5):
-                producer.produce(topic, value=f"{burst}-{i}".encode())
-            producer.flush(10)
-            deadline = time.monotonic() + 20
-            while len(got) < 5 * (burst + 1) and time.monotonic() < deadline:
-                got += [m.value() for m in pacer.consume(10, 0.5) if m.error() is None]
+            _burst(kafka_bootstrap, topic, burst, pacer, got)
             assert pacer.backoff_s == FIRST_BACKOFF_S  # the last look brought data: reset
             time.sleep(0.3)  # an idle spell between bursts
             assert [m for m in pacer.consume(10, 0.4) if m.error() is None] == []
@@ -57,10 +67,7 @@ def test_looks_shorter_than_a_fetch_round_trip_still_get_the_data(
     import kafka_runtime.idle_pacing as pacing
 
     monkeypatch.setattr(pacing, "LOOK_S", 0.0001)
-    topic = f"pace-{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka_bootstrap, [TopicSpec(name=topic, partitions=1)])
-    producer = Producer({"bootstrap.servers": kafka_bootstrap})
-    consumer = _consumer(kafka_bootstrap, topic)
+    topic, consumer = _fresh_topic(kafka_bootstrap)
     pacer = IdlePacer(consumer, max_ms=100)
     got: list[bytes] = []
     try:
@@ -69,12 +76,7 @@ def test_looks_shorter_than_a_fetch_round_trip_still_get_the_data(
             pacer.consume(10, 0.2)
         assert pacer.consume(10, 0.5) == [] and pacer.paused
         for burst in range(2):
-            for i in range(5):
-                producer.produce(topic, value=f"{burst}-{i}".encode())
-            producer.flush(10)
-            deadline = time.monotonic() + 20
-            while len(got) < 5 * (burst + 1) and time.monotonic() < deadline:
-                got += [m.value() for m in pacer.consume(10, 0.5) if m.error() is None]
+            _burst(kafka_bootstrap, topic, burst, pacer, got)
             assert [m for m in pacer.consume(10, 0.4) if m.error() is None] == []
             assert pacer.paused, "idle again: paused between looks"
     finally:
@@ -84,9 +86,7 @@ def test_looks_shorter_than_a_fetch_round_trip_still_get_the_data(
 
 
 def test_pacing_off_is_a_plain_consume(kafka_bootstrap: str) -> None:
-    topic = f"pace-{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka_bootstrap, [TopicSpec(name=topic, partitions=1)])
-    consumer = _consumer(kafka_bootstrap, topic)
+    _, consumer = _fresh_topic(kafka_bootstrap)
     try:
         pacer = IdlePacer(consumer, max_ms=0)
         assert pacer.consume(10, 0.3) == [] and not pacer.paused

@@ -137,6 +137,35 @@ def test_delivery_failures_are_counted() -> None:
     assert stats.errors and "timed out" in stats.errors[0].lower()
 
 
+def test_a_broker_gone_mid_stream_is_reported_not_raised(tmp_path: Path) -> None:
+    """The broker stops while a replay is running: every message ends up counted as sent or
+    failed (with the reason), and the producer closes cleanly (issue 17: it used to die with an
+    interpreter error in ``flush``)."""
+    import threading
+
+    from kafka_runtime.local_broker import LocalBroker
+    from kafka_runtime.topics import ensure_topics
+    from odia_stream.settings import TopicSpec
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    broker = LocalBroker(tmp_path / "broker", port=port)
+    broker.up()
+    try:
+        ensure_topics(broker.address, [TopicSpec(name="gone", partitions=1)])
+        stopper = threading.Timer(1.5, broker.down)
+        stopper.start()
+        with ReplayProducer(broker.address, "gone", delivery_timeout_s=2.0) as producer:
+            stats = producer.publish_raw([b"x" * 100] * 3000, rate=1000)
+        stopper.join()
+    finally:
+        broker.down()
+    assert stats.produced == 3000 and stats.sent + stats.failed == stats.produced
+    assert 0 < stats.sent < 3000 and not stats.ok
+    assert any("timed out" in e.lower() or "down" in e.lower() for e in stats.errors)
+
+
 def test_token_bucket_and_rate_limit(kafka_bootstrap: str, events: list[FCLogEvent]) -> None:
     now = [0.0]
     bucket = TokenBucket(10.0, burst=2, clock=lambda: now[0])

@@ -69,7 +69,7 @@ def test_trigger_to_gated_content_addressed_model_update(
     worker = TrainerWorker(s)
     _publish(s, _trigger(1))
     counters = worker.run(max_rounds=1)
-    assert counters.promoted == 1, counters.outcomes[-1].reason if counters.outcomes else counters
+    assert counters.statuses["promoted"] == 1, counters.outcomes[-1].reason if counters.outcomes else counters
     assert counters.dead_lettered == 1
     outcome = counters.outcomes[-1]
     assert outcome.candidate is not None and outcome.candidate.records > 0

@@ -46,3 +46,20 @@ def test_unusable_ids_and_reply_topics_fall_back() -> None:
     assert got.request_id == "t:3:9" and got.reply_topic is None
     got = parse_request(_valid(reply_topic="spaces are illegal"), None, "t", 0, 0)
     assert got.request is not None and got.reply_topic is None
+
+
+def test_oversized_requests_get_one_short_error_that_fits_the_response_topic() -> None:
+    """Values of about 1 MB (a huge query, a huge id, a huge non-JSON blob) are answered with an
+    error of bounded size: the response never grows with the request (issue 17)."""
+    from odia_stream.serving.engine import _error_response
+
+    huge_query = _valid(query="x" * 1_000_000)
+    huge_id = json.dumps({"request_id": "r" * 900_000, "query": "play"}).encode()
+    blob = b"\x00not json" + b"y" * 1_000_000
+    for value in (huge_query, huge_id, blob):
+        got = parse_request(value, b"k-1", "odia.requests", 0, 5)
+        assert got.request is None and got.error and len(got.error) < 500, got.error[:200] if got.error else None
+        assert len(got.request_id) <= 200
+        response = _error_response(got.request_id, got.error, route_reason="malformed")
+        assert len(response.model_dump_json()) < 2048
+    assert "at most 20000 characters" in (parse_request(huge_query, None, "t", 0, 0).error or "")
