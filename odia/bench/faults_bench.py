@@ -73,6 +73,10 @@ class FaultTrial:
     recover_s: float | None
     seconds: float
     counts: dict[str, int] = field(default_factory=dict)
+    #: Digest of the learned state (:meth:`LearnerStateDB.fingerprint`).
+    state: str = ""
+    #: Whether the state equals the no-fault trial's of the same seed (``None``: none was run).
+    same_state_as_baseline: bool | None = None
     note: str = ""
 
 
@@ -163,6 +167,7 @@ def run_trial(base: OdiaSettings, broker: LocalBroker, work: Path, events: list[
     db = LearnerStateDB(settings.learner_dir / "learner.sqlite", read_only=True)
     try:
         audit = db.audit()
+        state = db.fingerprint()
     finally:
         db.close()
     totals = audit_totals(audit)
@@ -172,7 +177,7 @@ def run_trial(base: OdiaSettings, broker: LocalBroker, work: Path, events: list[
         kind=kind, seed=seed, produced=produced, refused=refused, records_in=records_in, accounted=accounted,
         lost=records_in - accounted, dead_letters=dead, dlq_records=_dlq_count(settings, dead),
         adds_up=bool(audit) and all(a.adds_up for a in audit), recover_s=recover_s,
-        seconds=time.monotonic() - started, counts=dict(sorted(totals.items())), note=note,
+        seconds=time.monotonic() - started, counts=dict(sorted(totals.items())), state=state, note=note,
     )
 
 
@@ -201,6 +206,10 @@ def run_faults_bench(
             for t in range(trials):
                 console.print(f"[bold]{kind}[/] trial {t + 1}/{trials} ({len(pool)} events)")
                 results.append(run_trial(base, broker, work, pool, kind, seed + t))
+        baseline = {r.seed: r.state for r in results if r.kind == "none"}
+        for r in results:
+            if r.kind != "none" and r.seed in baseline:
+                r.same_state_as_baseline = r.state == baseline[r.seed]
     finally:
         broker.down()
     faults = Counter(r.kind for r in results if r.kind != "none")
@@ -214,6 +223,7 @@ def run_faults_bench(
         "lost": sum(r.lost for r in results),
         "refused_by_broker": sum(r.refused for r in results),
         "all_add_up": all(r.adds_up for r in results),
+        "states_differing_from_baseline": sum(r.same_state_as_baseline is False for r in results),
         "trials": [asdict(r) for r in results],
     })
     _plot(results, out_dir / "faults.png")
@@ -235,13 +245,14 @@ def _free_port() -> int:
 def print_table(report: dict[str, Any], console: Console) -> None:
     """The trials as a table, then the totals (LOST in red when anything was)."""
     table = Table("fault", "seed", "in", "accounted", "lost", "dead letters (DLQ)", "refused", "adds up", "recover s",
-                  title="Ingest under faults")
+                  "state = no-fault run", title="Ingest under faults")
     for r in report["trials"]:
         table.add_row(
             r["kind"], str(r["seed"]), str(r["records_in"]), str(r["accounted"]),
             f"[red]{r['lost']}[/]" if r["lost"] else "0", f"{r['dead_letters']} ({r['dlq_records']})",
             str(r["refused"]), "yes" if r["adds_up"] else "[red]NO[/]",
             "–" if r["recover_s"] is None else f"{r['recover_s']:.1f}",
+            {None: "–", True: "yes", False: "[yellow]no[/]"}[r["same_state_as_baseline"]],
         )
     console.print(table)
     lost = report["lost"]

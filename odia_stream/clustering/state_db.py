@@ -4,6 +4,7 @@ either the whole batch applied or none of it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections import Counter
@@ -117,6 +118,18 @@ class LearnerStateDB:
             PartitionAudit(t, p, starts.get((t, p), 0), applied.get((t, p), -1), counts[(t, p)])
             for t, p in sorted(counts)
         ]
+
+    def fingerprint(self) -> str:
+        """sha256 of the learned clusters (ids, sizes, function counts, labels) and query groups:
+        equal for states learned from the same records, whatever faults came between."""
+        digest = hashlib.sha256()
+        for row in self.conn.execute(
+            "SELECT cluster_id, size, function_counts, label FROM clusters ORDER BY cluster_id"
+        ):
+            digest.update(json.dumps([row[0], row[1], json.loads(row[2]), row[3]], sort_keys=True).encode())
+        for row in self.conn.execute("SELECT group_id, cluster_id, count, alias_of FROM groups ORDER BY group_id"):
+            digest.update(json.dumps(list(row)).encode())
+        return digest.hexdigest()
 
     def was_dead_lettered(self, topic: str, partition: int, offset: int, sha256: str) -> bool:
         """Whether this value (by sha256) at this position was dead-lettered before."""

@@ -112,19 +112,33 @@ class LatencyWindow:
 
     def __init__(self, size: int) -> None:
         self._values: deque[float] = deque(maxlen=size)
+        #: Quantiles asked since the last :meth:`add` (every request asks; latencies come slower).
+        self._quantiles: dict[float, float] = {}
 
     def add(self, ms: float) -> None:
         """Record one latency."""
         self._values.append(float(ms))
+        self._quantiles.clear()
 
     def __len__(self) -> int:
         return len(self._values)
 
     def quantile(self, q: float) -> float | None:
-        """The ``q`` quantile of the window (``None`` while empty)."""
+        """The ``q`` quantile of the window (``None`` while empty).
+
+        >>> w = LatencyWindow(3)
+        >>> w.quantile(0.5) is None
+        True
+        >>> for ms in (10, 30, 20, 40): w.add(ms)
+        >>> w.quantile(0.5), w.quantile(1.0)
+        (30.0, 40.0)
+        """
         if not self._values:
             return None
-        return float(np.quantile(np.fromiter(self._values, dtype=float), q))
+        got = self._quantiles.get(q)
+        if got is None:
+            got = self._quantiles[q] = float(np.quantile(np.fromiter(self._values, dtype=float), q))
+        return got
 
 
 def size_class(prompt_chars: int) -> int:

@@ -43,6 +43,12 @@ def test_every_input_has_one_outcome_and_the_audit_survives_a_restart(
     assert audit.counts["replayed"] == 22 and audit.counts["accepted"] == 120
     assert audit.dead_letters == {"empty_query": 1, "not_json": 1} and audit.adds_up
     assert audit_totals([audit])["read"] == 147
+    again.close()
+    fresh = make_learner("fresh")  # the same batches without the restart: the same learned state
+    fresh.process(items[:60])
+    fresh.process(items[60:], [_rejected(120), _rejected(121, "empty_query", b'{"query": ""}')])
+    fresh.process(as_items(events[:3], start=122))
+    assert fresh.db.fingerprint() == make_learner().db.fingerprint()
 
 
 def test_new_events_at_reused_offsets_are_applied_not_skipped(
