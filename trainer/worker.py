@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from kafka_runtime.clients import make_consumer, make_producer, member_id
 from kafka_runtime.idle_pacing import IdlePacer
-from kafka_runtime.publishing import produce_model
+from kafka_runtime.publishing import PublishError, produce_model, publish_model
 from kafka_runtime.topics import ensure_topics
 from odia_stream.adapters.registry import open_registry
 from odia_stream.clustering.factory import open_learner_view
@@ -34,9 +34,12 @@ from odia_stream.generation.base_model import ensure_base_model
 from odia_stream.generation.hf_generator import HFGenerator
 from odia_stream.settings import OdiaSettings, get_settings
 from odia_stream.training.round import RoundOutcome, RouterBuilder, TrainingRound
-from schemas import DeadLetter, RetrainTrigger
+from schemas import DeadLetter, ModelUpdate, RetrainTrigger
 
 log = logging.getLogger("odia.trainer")
+
+#: How long one attempt to deliver a ModelUpdate (or any trainer message) may take.
+PUBLISH_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -81,7 +84,11 @@ class TrainerWorker:
             # A round can take many minutes; the group must not evict the worker meanwhile.
             "max.poll.interval.ms": int(max(settings.trainer.max_minutes * 3, 30) * 60_000),
         }
-        self.producer = make_producer(settings.kafka, {"enable.idempotence": True})
+        # A message not delivered within this time gets its (error) report, so a ModelUpdate that
+        # publish() gave up on is no longer queued when it is sent again: never two copies.
+        self.producer = make_producer(
+            settings.kafka, {"enable.idempotence": True, "message.timeout.ms": int(PUBLISH_TIMEOUT_S * 1000)}
+        )
         self.dead_letter_store = open_dead_letter_store(settings)
 
     def stop(self) -> None:
@@ -124,7 +131,7 @@ class TrainerWorker:
         return msgs, triggers
 
     def run_once(self, triggers: list[RetrainTrigger]) -> RoundOutcome | None:
-        """One round for ``triggers``; its ``ModelUpdate`` is flushed before this returns."""
+        """One round for ``triggers`` (its ``ModelUpdate``, if any, is for :meth:`publish`)."""
         try:
             outcome = self.round.run(triggers)
         except Exception:  # a bad round must not take the worker down
@@ -133,31 +140,58 @@ class TrainerWorker:
             return None
         self.counters.outcomes.append(outcome)
         self.counters.statuses[outcome.status] += 1
-        if outcome.update is not None:
-            u = outcome.update
-            produce_model(self.producer, self.settings.topics.model_updates.name, u, u.generator)
-            log.info("published ModelUpdate %s (router %s)", u.version, u.router_version)
         return outcome
+
+    def publish(self, update: ModelUpdate) -> bool:
+        """Publish ``update`` and wait for the broker's acknowledgement; False (logged) when it was
+        not delivered (the broker away): the caller tries again later."""
+        try:
+            publish_model(
+                self.producer, self.settings.topics.model_updates.name, update, update.generator, PUBLISH_TIMEOUT_S + 5
+            )
+        except PublishError as exc:
+            log.error("ModelUpdate %s not published yet: %s", update.version, exc)
+            return False
+        log.info("published ModelUpdate %s (router %s)", update.version, update.router_version)
+        return True
 
     def run(self, max_rounds: int | None = None) -> TrainerCounters:
         """Consume until ``stop()`` (or ``max_rounds`` rounds); commits after each round's outcome is out."""
         self.consumer = make_consumer(self.settings.kafka, f"{self.settings.app_id}-trainer", self._consumer_config)
         self._pacer = IdlePacer(self.consumer, self.settings.kafka.idle_backoff_ms, self._stop)
         self.consumer.subscribe([self.settings.topics.retrain_triggers.name])
+        #: A promoted update the broker has not acknowledged yet: nothing is fetched or committed
+        #: until it is out (retried with a growing wait), so its triggers are never committed past.
+        pending: ModelUpdate | None = None
+        wait_s = 1.0
         try:
-            while not self._stop.is_set() and (max_rounds is None or self.counters.rounds < max_rounds):
-                msgs, triggers = self._collect()
-                if not msgs:
-                    continue
-                if triggers:
-                    self._pacer.pause()  # no fetching while a round runs (it takes minutes)
-                    self.run_once(triggers)
+            while not self._stop.is_set() and (
+                pending is not None or max_rounds is None or self.counters.rounds < max_rounds
+            ):
+                if pending is not None:
+                    if not self.publish(pending):
+                        self._stop.wait(wait_s)
+                        wait_s = min(30.0, wait_s * 2)
+                        continue
+                    pending, wait_s = None, 1.0
+                else:
+                    msgs, triggers = self._collect()
+                    if not msgs:
+                        continue
+                    if triggers:
+                        self._pacer.pause()  # no fetching while a round runs (it takes minutes)
+                        outcome = self.run_once(triggers)
+                        if outcome is not None and outcome.update is not None:
+                            pending = outcome.update
+                            continue
                 remaining = self.producer.flush(30)
                 if remaining:
                     log.error("%d messages not delivered; triggers stay uncommitted and will be re-run", remaining)
                     continue
                 self.consumer.commit(asynchronous=False)
         finally:
+            if pending is not None:
+                log.error("stopped with ModelUpdate %s unpublished; its triggers stay uncommitted", pending.version)
             self.consumer.close()
             self.producer.flush(10)
         return self.counters

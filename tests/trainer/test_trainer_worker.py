@@ -16,10 +16,10 @@ import pytest
 from confluent_kafka import Producer
 
 from kafka_runtime.topics import ensure_topics
-from odia_stream.generation.adapter_digest import adapter_sha256, version_of
 from odia_stream.adapters.registry import open_registry
 from odia_stream.clustering import SourcedItem
 from odia_stream.clustering.factory import open_learner
+from odia_stream.generation.adapter_digest import adapter_sha256, version_of
 from odia_stream.settings import OdiaSettings
 from odia_stream.training.gate import EvalReport, gate
 from schemas import FCLogEvent, ModelUpdate, RetrainTrigger
@@ -106,3 +106,38 @@ def test_gate_rules() -> None:
     assert not gate(report(9), report(10, version="cur"), 0.5).promote
     assert gate(report(10), report(10, version="cur"), 0.5).promote
     assert not gate(report(0, n=0), None, 0.0).promote
+
+
+def test_a_model_update_the_broker_did_not_take_is_published_again_once_it_can(
+    settings: OdiaSettings, tmp_path: Path, read_topic: Callable[..., list], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17: the trainer's producer survives a broker outage. An update that is not
+    acknowledged is reported (False, logged), expired from the producer's queue, and delivered
+    exactly once when published again with the broker reachable."""
+    import gc
+    import socket
+
+    import trainer.worker as trainer_worker
+    from kafka_runtime.clients import make_producer
+
+    s = _trainer_settings(settings, tmp_path)
+    worker = TrainerWorker(s)
+    update = ModelUpdate(
+        generator="small", version="a-0123456789ab", adapter_uri="file:///nowhere", sha256="0" * 64,
+        base_model="SmolLM2-135M-Instruct",
+    )
+    real = worker.producer
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setattr(trainer_worker, "PUBLISH_TIMEOUT_S", 1.0)
+    worker.producer = make_producer(dead, {"enable.idempotence": True, "message.timeout.ms": 1000})
+    assert worker.publish(update) is False
+    assert len(worker.producer) == 0, "the undelivered copy expired: nothing left to arrive later"
+    worker.producer = real
+    gc.collect()  # the dead-address producer goes now, not with its reconnect logs at session end
+    assert worker.publish(update) is True
+    got = [ModelUpdate.model_validate_json(v) for _, v in read_topic(s.kafka.bootstrap_servers, s.topics.model_updates.name)]
+    assert [u.version for u in got] == ["a-0123456789ab"]
+    del worker, real
+    gc.collect()  # its clients go before the session's broker does
