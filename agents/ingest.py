@@ -125,11 +125,21 @@ class IngestService:
                 parsed = self.parser.parse(event.value)
             except InvalidEvent as err:
                 rejected = Rejected.of(err.code, event.value)
-                if not self.learner.was_dead_lettered(msg.topic, msg.partition, msg.offset, rejected.sha256):
+                if not await self._was_dead_lettered(msg, rejected):
                     await self._dead_letter(msg, event.value, err)
             item = SourcedItem(msg.topic, msg.partition, msg.offset, _Pending(event, parsed, rejected))
             for batch in self.batcher.add(item):
                 await self._queue.put(batch)
+
+    async def _was_dead_lettered(self, message: Any, rejected: Rejected) -> bool:
+        """Whether this rejected value was dead-lettered at this position before (a re-read after a
+        restart); the state file is read on the learner's thread, only for positions read before."""
+        if not self.learner.is_applied(message.topic, message.partition, message.offset):
+            return False
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self.learner.was_dead_lettered,
+            message.topic, message.partition, message.offset, rejected.sha256,
+        )
 
     async def _flush_idle(self) -> None:
         if not self._queue.empty():
@@ -190,9 +200,9 @@ class IngestService:
                 self.counters.learned.update(outcome.counts, batches=1)
                 n = outcome.counts
                 log.info(
-                    "batch: %d in, %d accepted, %d dup, %d replayed, %d new queries, %d new clusters, %d merged, "
-                    "%d states, %d triggers",
-                    n["received"] + len(rejected), n["accepted"], n["duplicates"], n["replayed"],
+                    "batch: %d in, %d accepted, %d dup, %d replayed, %d dead-lettered, %d new queries, "
+                    "%d new clusters, %d merged, %d states, %d triggers",
+                    n["received"], n["accepted"], n["duplicates"], n["replayed"], n["dead_lettered"],
                     n["new_queries"], n["new_clusters"], n["merged_clusters"], len(outcome.changed),
                     len(outcome.triggers),
                 )

@@ -646,9 +646,16 @@ class OnlineClusterLearner(LearnerViews):
         (dead-lettered): the audit counts them, and a re-read does not dead-letter them twice."""
         return self.process_batch([*items, *rejected])  # type: ignore[list-item]
 
+    def is_applied(self, topic: str, partition: int, offset: int) -> bool:
+        """Whether this position is at or below the partition's applied watermark (read before,
+        unless the partition's offsets were reused)."""
+        return offset <= self._applied.get((topic, partition), -1)
+
     def was_dead_lettered(self, topic: str, partition: int, offset: int, sha256: str) -> bool:
-        """Whether this value (by sha256) at this position was dead-lettered before (a re-read)."""
-        if offset > self._applied.get((topic, partition), -1):
+        """Whether this value (by sha256) at this position was dead-lettered before (a re-read).
+        Reads the state file when the position :meth:`is_applied`: call it where the learner's
+        batches run (one thread), not beside them."""
+        if not self.is_applied(topic, partition, offset):
             return False
         return self.db.was_dead_lettered(topic, partition, offset, sha256)
 
