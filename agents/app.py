@@ -8,6 +8,10 @@ import faust
 
 from odia_stream.settings import OdiaSettings
 
+#: Where the consumer starts on a partition without a committed offset, or after an out-of-range
+#: fetch (:mod:`agents.offset_resets`): the earliest record, so nothing still on the topic is skipped.
+AUTO_OFFSET_RESET = "earliest"
+
 
 def broker_url(bootstrap_servers: str) -> str:
     """Faust's broker URL for a Kafka bootstrap list (``h1:9092,h2:9092``)."""
@@ -27,7 +31,7 @@ def create_app(settings: OdiaSettings) -> faust.App:
         topic_partitions=settings.topics.fc_logs.partitions,
         topic_allow_declare=False,
         topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
+        consumer_auto_offset_reset=AUTO_OFFSET_RESET,
         web_enabled=False,
         producer_acks=-1,
         broker_commit_interval=1.0,

@@ -1,5 +1,6 @@
 """The ingest agent: fc-logs → validate (DLQ) → offset-aligned micro-batches → the learner →
-cluster-state and retrain-trigger topics. All decisions live in ``odia_stream``.
+cluster-state and retrain-trigger topics (and, every few seconds, the learner's totals and audit
+as an ``IngestSummary`` on the cluster-state topic). All decisions live in ``odia_stream``.
 
 Consumption and processing overlap: full micro-batches go through a small bounded queue to
 one processing task, so the next batch is read and validated while the learner embeds and
@@ -21,14 +22,14 @@ from typing import Any
 
 import faust
 
-from kafka_runtime.publishing import send_with_retries
+from kafka_runtime.publishing import send_until_sent
 from odia_stream.clustering import OffsetAlignedBatcher, OnlineClusterLearner, SourcedItem
-from odia_stream.clustering.audit import Rejected
+from odia_stream.clustering.audit import READ, Rejected
 from odia_stream.clustering.learner import BatchOutcome
 from odia_stream.dead_letter_store import open_dead_letter_store
 from odia_stream.settings import OdiaSettings
 from odia_stream.validation import EventParser, InvalidEvent
-from schemas import ClusterState, DeadLetter, FCLogEvent, RetrainTrigger
+from schemas import INGEST_SUMMARY_KEY, ClusterState, DeadLetter, FCLogEvent, RetrainTrigger
 
 log = logging.getLogger("odia.agents.ingest")
 
@@ -42,7 +43,7 @@ class IngestCounters:
     dead_lettered: int = 0
     #: The learner's batch counts summed over batches (:attr:`BatchOutcome.counts`), plus ``batches``.
     learned: Counter[str] = field(default_factory=Counter)
-    #: Records published, per kind: ``states``, ``triggers``.
+    #: Records published, per kind: ``states``, ``triggers``, ``summaries``.
     published: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
 
@@ -77,25 +78,38 @@ class IngestService:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="odia-learner")
         #: Full batches waiting for the learner (bounded: reading pauses while two are queued).
         self._queue: asyncio.Queue[list[SourcedItem[_Pending]]] = asyncio.Queue(maxsize=2)
+        #: Why reading waits, while a dead letter cannot be sent (``None``: it does not).
+        self.blocked: str | None = None
         app.agent(self.fc_logs, name="odia-ingest", concurrency=1)(self._consume)
         app.timer(interval=max(0.2, settings.clustering.batch_timeout_s / 2), on_leader=False)(self._flush_idle)
         app.task(self._republish_unpublished)
         app.task(self._process_queued)
+        app.timer(interval=settings.ingest.summary_interval_s, on_leader=False)(self._publish_summary)
+        app.on_before_shutdown.connect(self._final_summary)
+        #: What the last published summary covered (store version, records read), to skip repeats.
+        self._summary_covers: tuple[int, int] | None = None
 
     # -- outputs -------------------------------------------------------------------------------
-    async def _dead_letter(self, message: Any, raw: bytes | None, err: InvalidEvent) -> None:
+    async def _dead_letter(
+        self, message: Any, raw: bytes | None, err: InvalidEvent, sha256: str | None = None
+    ) -> None:
         letter = DeadLetter.of_record(
             err.code, err.reason, topic=message.topic, partition=message.partition, offset=message.offset,
             key=message.key, value=raw, event_id=err.event_id,
             max_inline_bytes=self.settings.dead_letters.max_inline_bytes, store=self.dead_letter_store.put,
+            sha256=sha256,
         )
         value = letter.model_dump_json().encode()
         where = f"dead letter of {message.topic}/{message.partition}@{message.offset}"
-        await send_with_retries(
+        await send_until_sent(
             lambda: self.dlq.send(key=message.key, value=value), where,
             attempts=self.settings.dead_letters.send_attempts,
+            blocked_retry_s=self.settings.dead_letters.blocked_retry_s, on_blocked=self._set_blocked,
         )
         self.counters.dead_lettered += 1
+
+    def _set_blocked(self, reason: str | None) -> None:
+        self.blocked = reason
 
     async def _publish(self, states: list[ClusterState], triggers: list[RetrainTrigger]) -> None:
         for state in states:
@@ -104,6 +118,34 @@ class IngestService:
             await self.triggers.send(key=trig.app.encode(), value=trig.model_dump_json().encode())
         await self.app.producer.flush()
         self.counters.published.update(states=len(states), triggers=len(triggers))
+
+    async def _publish_summary(self) -> None:
+        """Publish the learner's totals and audit on the cluster-state topic (under
+        ``INGEST_SUMMARY_KEY``) when they changed; a failure is logged and retried next tick."""
+        covers = (self.learner.store_version, sum(a.counts[READ] for a in self.learner.audit()))
+        if covers == self._summary_covers:
+            return
+        try:
+            async with self._lock:
+                summary = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self.learner.ingest_summary
+                )
+            await self.states.send(key=INGEST_SUMMARY_KEY.encode(), value=summary.model_dump_json().encode())
+        except Exception:  # the summary is a report: it must never stop the worker
+            log.exception("could not publish the ingest summary; trying again in %.0f s",
+                          self.settings.ingest.summary_interval_s)
+            return
+        self._summary_covers = covers
+        self.counters.published["summaries"] += 1
+        if not summary.adds_up:
+            log.warning("the ingest audit does not add up: %s", summary.totals)
+
+    async def _final_summary(self, sender: Any, **_: Any) -> None:
+        """On shutdown (the consumer stopped, the producer not yet flushed): the last summary."""
+        try:
+            await asyncio.wait_for(self._publish_summary(), timeout=10)
+        except TimeoutError:
+            log.warning("no final ingest summary: the learner was still busy after 10 s")
 
     async def _republish_unpublished(self) -> None:
         """On start: publish what a crash left committed but unpublished."""
@@ -126,7 +168,7 @@ class IngestService:
             except InvalidEvent as err:
                 rejected = Rejected.of(err.code, event.value)
                 if not await self._was_dead_lettered(msg, rejected):
-                    await self._dead_letter(msg, event.value, err)
+                    await self._dead_letter(msg, event.value, err, rejected.sha256)
             item = SourcedItem(msg.topic, msg.partition, msg.offset, _Pending(event, parsed, rejected))
             for batch in self.batcher.add(item):
                 await self._queue.put(batch)

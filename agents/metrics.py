@@ -5,13 +5,16 @@
   :mod:`odia_stream.clustering.audit`);
 * ``odia_ingest_unaccounted_offsets{topic, partition}``: offsets up to the applied one with no
   outcome (0 when the audit adds up);
-* ``odia_ingest_applied_offset{topic, partition}``: the highest offset applied.
+* ``odia_ingest_applied_offset{topic, partition}``: the highest offset applied;
+* ``odia_ingest_offset_resets_total{topic, partition}``: out-of-range fetches the consumer reset
+  from (:mod:`agents.offset_resets`);
+* ``odia_ingest_dead_letters_blocked``: 1 while a dead letter cannot be sent and reading waits.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -26,11 +29,23 @@ __all__ = ["AuditCollector", "start_ingest_metrics"]
 log = logging.getLogger("odia.agents.metrics")
 
 
-class AuditCollector(Collector):
-    """Exposes the audit that ``read_audit`` returns (the learner's copy as of its last batch)."""
+#: Out-of-range fetches per (topic, partition), as :meth:`OutOfRangeAlarm.resets` returns them.
+ReadResets = Callable[[], Mapping[tuple[str, int], int]]
 
-    def __init__(self, read_audit: Callable[[], list[PartitionAudit]]) -> None:
+
+class AuditCollector(Collector):
+    """Exposes the audit that ``read_audit`` returns (the learner's copy as of its last batch) and
+    the out-of-range fetches that ``read_resets`` returns."""
+
+    def __init__(
+        self,
+        read_audit: Callable[[], list[PartitionAudit]],
+        read_resets: ReadResets = dict,
+        read_blocked: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.read_audit = read_audit
+        self.read_resets = read_resets
+        self.read_blocked = read_blocked
 
     def collect(self) -> Iterator[Any]:
         records = CounterMetricFamily(
@@ -43,22 +58,34 @@ class AuditCollector(Collector):
         applied = GaugeMetricFamily(
             "odia_ingest_applied_offset", "Highest offset applied", labels=["topic", "partition"]
         )
+        resets = CounterMetricFamily(
+            "odia_ingest_offset_resets", "Out-of-range fetches the consumer reset from", labels=["topic", "partition"]
+        )
         for a in self.read_audit():
             where = [a.topic, str(a.partition)]
             for outcome, n in sorted(a.counts.items()):
                 records.add_metric([*where, outcome], n)
             unaccounted.add_metric(where, a.unaccounted)
             applied.add_metric(where, a.applied)
-        yield from (records, unaccounted, applied)
+        for (topic, partition), n in sorted(self.read_resets().items()):
+            resets.add_metric([topic, str(partition)], n)
+        blocked = GaugeMetricFamily(
+            "odia_ingest_dead_letters_blocked", "1 while a dead letter cannot be sent and reading waits",
+            value=float(self.read_blocked()),
+        )
+        yield from (records, unaccounted, applied, resets, blocked)
 
 
 def start_ingest_metrics(
-    settings: OdiaSettings, read_audit: Callable[[], list[PartitionAudit]]
+    settings: OdiaSettings,
+    read_audit: Callable[[], list[PartitionAudit]],
+    read_resets: ReadResets = dict,
+    read_blocked: Callable[[], bool] = lambda: False,
 ) -> tuple[CollectorRegistry, Any | None]:
     """A registry with the audit collector, served on ``ingest.metrics_host:metrics_port`` when a
     port is set and free (else logged, and the worker runs without the server)."""
     registry = CollectorRegistry()
-    registry.register(AuditCollector(read_audit))
+    registry.register(AuditCollector(read_audit, read_resets, read_blocked))
     s = settings.ingest
     if s.metrics_port is None:
         return registry, None

@@ -6,9 +6,10 @@ import logging
 
 import faust
 
-from agents.app import create_app
+from agents.app import AUTO_OFFSET_RESET, create_app
 from agents.ingest import IngestService
 from agents.metrics import start_ingest_metrics
+from agents.offset_resets import install_out_of_range_alarm
 from kafka_runtime.idle_pacing import pace_aiokafka_fetches
 from kafka_runtime.topics import ensure_topics
 from odia_stream.clustering.factory import open_learner
@@ -24,7 +25,8 @@ def build_worker(settings: OdiaSettings, loglevel: str = "info") -> tuple[faust.
     learner = open_learner(settings)
     app = create_app(settings)
     service = IngestService(app, settings, learner)
-    start_ingest_metrics(settings, learner.audit)
+    alarm = install_out_of_range_alarm(AUTO_OFFSET_RESET)
+    start_ingest_metrics(settings, learner.audit, alarm.resets, lambda: service.blocked is not None)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     return worker, service
 

@@ -50,6 +50,14 @@ def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
         return False
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on now (the OS's pick; free once this returns,
+    so it suits a server started next, or an address where nothing answers)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 class LocalBroker:
     """Start, stop and inspect a noida-db Kafka broker keeping its data in ``data_dir``."""
 

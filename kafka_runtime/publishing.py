@@ -129,14 +129,45 @@ async def send_with_retries(
     if attempts < 1:
         raise ValueError(f"attempts must be >= 1, got {attempts}")
     delay = first_delay_s
-    for attempt in range(1, attempts + 1):
+    for attempt in range(1, attempts):
         try:
             return await send()
         except Exception as exc:
-            if attempt == attempts:
-                log.error("%s: not sent after %d attempts: %r", what, attempts, exc)
-                raise
             log.warning("%s: send failed (%r), attempt %d of %d; retrying in %.1f s", what, exc, attempt, attempts, delay)
             await sleep(delay)
             delay = min(max_delay_s, delay * 2)
-    raise AssertionError("unreachable")  # pragma: no cover
+    try:
+        return await send()
+    except Exception as exc:
+        log.error("%s: not sent after %d attempts: %r", what, attempts, exc)
+        raise
+
+
+async def send_until_sent(
+    send: Callable[[], Awaitable[T]],
+    what: str,
+    *,
+    attempts: int = 5,
+    blocked_retry_s: float = 30.0,
+    on_blocked: Callable[[str | None], None] = lambda _reason: None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """:func:`send_with_retries`, and while that still fails, report the block (logged as an error,
+    and ``on_blocked(reason)``) and start again every ``blocked_retry_s``. The caller waits here, so
+    a consumer that acknowledges in order commits nothing after the message while it is unsent;
+    ``on_blocked(None)`` once it is sent after a block."""
+    blocked = False
+    while True:
+        try:
+            result = await send_with_retries(send, what, attempts=attempts, sleep=sleep)
+        except Exception as exc:
+            reason = f"{what} not sent: {exc!r}"
+            log.error("%s; reading waits (nothing after it is committed); trying again in %.0f s", reason, blocked_retry_s)
+            blocked = True
+            on_blocked(reason)
+            await sleep(blocked_retry_s)
+            continue
+        if blocked:
+            log.warning("%s: sent after a block; reading goes on", what)
+            on_blocked(None)
+        return result

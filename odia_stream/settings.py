@@ -65,6 +65,18 @@ class TopicSettings(BaseModel):
                 merged[name] = {**field.default.model_dump(), **given}
         return merged
 
+    def with_suffix(self, suffix: str) -> TopicSettings:
+        """These topics with ``.<suffix>`` appended to every name (runs that must not share topics:
+        tests, benchmark trials).
+
+        >>> TopicSettings().with_suffix("t1").fc_logs.name
+        'odia.fc-logs.t1'
+        """
+        return TopicSettings(**{
+            name: spec.model_copy(update={"name": f"{spec.name}.{suffix}"})
+            for name, spec in ((n, getattr(self, n)) for n in TopicSettings.model_fields)
+        })
+
     def all(self) -> list[TopicSpec]:
         """Every topic spec, in a stable order."""
         return [
@@ -420,9 +432,11 @@ class DeadLetterSettings(BaseModel):
     max_inline_bytes: int = Field(default=64 * 1024, ge=0, le=512 * 1024)
     #: Folder or fsspec URL for values longer than that; ``None`` = ``<state_dir>/dead-letters``.
     store_url: str | None = None
-    #: Tries of a dead-letter send (0.5 s, then doubling up to 8 s between them). When all fail the
-    #: record stays unacknowledged (its offset is never committed) and the agent restarts.
+    #: Tries of a dead-letter send (0.5 s, then doubling up to 8 s between them). When all fail, the
+    #: worker stops reading and reports why (log, ``odia_ingest_dead_letters_blocked``), and tries
+    #: again every ``blocked_retry_s``: nothing after the record is committed until it is sent.
     send_attempts: int = Field(default=5, ge=1, le=50)
+    blocked_retry_s: float = Field(default=30.0, gt=0)
 
 
 class IngestSettings(BaseModel):
@@ -433,6 +447,9 @@ class IngestSettings(BaseModel):
     #: port already taken is logged and the worker runs without it.
     metrics_port: int | None = Field(default=9109, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
+    #: How often, at most, the worker publishes its ``IngestSummary`` (totals and audit) on the
+    #: cluster-state topic, when something changed since the last one.
+    summary_interval_s: float = Field(default=5.0, gt=0)
 
 
 class OdiaSettings(BaseSettings):

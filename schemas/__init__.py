@@ -5,7 +5,14 @@ files exported from these models live in ``schemas/json/`` (``python -m schemas.
 This package imports neither Kafka, torch nor Qdrant.
 """
 
-from schemas.cluster_state import ClusterLabel, ClusterState, TemplateProgram
+from schemas.cluster_state import (
+    INGEST_SUMMARY_KEY,
+    ClusterLabel,
+    ClusterState,
+    IngestSummary,
+    PartitionAuditRecord,
+    TemplateProgram,
+)
 from schemas.common import SCHEMA_VERSION, ChatMessage, FunctionCall, FunctionSpec, ToolCall, ToolSpec
 from schemas.dead_letter import DeadLetter
 from schemas.fc_log import FCLogEvent
@@ -14,6 +21,7 @@ from schemas.retrain_trigger import RetrainTrigger, TriggerReason
 from schemas.serving import LatencyBreakdown, ServedBy, ServeRequest, ServeResponse
 
 __all__ = [
+    "INGEST_SUMMARY_KEY",
     "SCHEMA_VERSION",
     "AdapterIdentity",
     "ChatMessage",
@@ -23,8 +31,10 @@ __all__ = [
     "FCLogEvent",
     "FunctionCall",
     "FunctionSpec",
+    "IngestSummary",
     "LatencyBreakdown",
     "ModelUpdate",
+    "PartitionAuditRecord",
     "RetrainTrigger",
     "ServeRequest",
     "ServeResponse",
@@ -40,6 +50,7 @@ TOPIC_MODELS = {
     "FCLogEvent": FCLogEvent,
     "DeadLetter": DeadLetter,
     "ClusterState": ClusterState,
+    "IngestSummary": IngestSummary,
     "RetrainTrigger": RetrainTrigger,
     "ModelUpdate": ModelUpdate,
     "ServeRequest": ServeRequest,

@@ -1,4 +1,5 @@
-"""``ClusterState``: the current state of one cluster (compacted ``cluster-state`` topic)."""
+"""The compacted ``cluster-state`` topic: ``ClusterState`` per cluster, and the ingest worker's
+``IngestSummary`` (totals and audit) under ``INGEST_SUMMARY_KEY``."""
 
 from __future__ import annotations
 
@@ -50,4 +51,44 @@ class ClusterState(WireModel):
     version: int = Field(ge=1, description="Increments on every change of this cluster")
     embedder_id: str
     merged_into: str | None = Field(default=None, description="Set when this cluster was merged into another")
+    updated_at: datetime = Field(default_factory=utc_now)
+
+
+#: The cluster-state topic's key for the ingest worker's summary (never a cluster id, which is
+#: ``c`` + 16 hex digits). Consumers of the topic tell the two record kinds apart by this key.
+INGEST_SUMMARY_KEY = "_ingest_summary"
+
+
+class PartitionAuditRecord(WireModel):
+    """What became of every record of one FC-log partition (``odia_stream.clustering.audit``)."""
+
+    topic: str
+    partition: int = Field(ge=0)
+    first_offset: int = Field(ge=0, description="First offset audited")
+    applied_offset: int = Field(ge=-1, description="Highest offset applied")
+    counts: dict[str, int] = Field(
+        description="Records per outcome: read, accepted, duplicate, replayed, dead_letter:<reason>, reused_offset"
+    )
+    unaccounted: int = Field(description="Offsets up to the applied one with no outcome (0 when it adds up)")
+    adds_up: bool = Field(description="read = accepted + duplicate + replayed + dead letters, and unaccounted = 0")
+
+
+class IngestSummary(WireModel):
+    """The ingest learner's totals and its audit, on the cluster-state topic under
+    :data:`INGEST_SUMMARY_KEY` (the latest one is what counts; with one ingest replica it covers
+    every partition)."""
+
+    schema_version: Literal[1] = 1
+    events: int = Field(ge=0, description="Records counted in clusters")
+    unique_queries: int = Field(ge=0)
+    clusters: int = Field(ge=0)
+    simple: int = Field(ge=0)
+    complex: int = Field(ge=0)
+    undecided: int = Field(ge=0)
+    training_examples: int = Field(ge=0)
+    entities: int = Field(ge=0, description="Entity values in the apps' dictionaries")
+    store_version: int = Field(ge=0)
+    audit: list[PartitionAuditRecord] = Field(description="Per FC-log partition")
+    totals: dict[str, int] = Field(description="The partitions' counts summed")
+    adds_up: bool = Field(description="Every partition's audit adds up")
     updated_at: datetime = Field(default_factory=utc_now)

@@ -51,12 +51,14 @@ class DeadLetter(WireModel):
         event_id: str | None = None,
         max_inline_bytes: int | None = None,
         store: Callable[[bytes, str], str] | None = None,
+        sha256: str | None = None,
     ) -> DeadLetter:
         """The dead letter of the record at ``topic``/``partition``/``offset``: its key verbatim, its
         value verbatim up to ``max_inline_bytes`` (``None``: whole), with the value's size and sha256.
         A longer value keeps its first ``max_inline_bytes`` here and is handed whole to
         ``store(value, sha256)``, whose answer (a URI) the letter names, so that the letter always
-        fits a topic whatever the rejected value's size.
+        fits a topic whatever the rejected value's size. ``sha256``: the value's digest when the
+        caller has it already (hex), so a large value is not hashed twice.
 
         >>> DeadLetter.of_record("not_json", "not JSON", topic="t", partition=0, offset=7, key=None,
         ...                      value=b"{oops").raw()
@@ -67,7 +69,7 @@ class DeadLetter(WireModel):
         (b'xxxxxxxxxx', 100, True, None)
         """
         raw = value or b""
-        digest = hashlib.sha256(raw).hexdigest()
+        digest = sha256 or hashlib.sha256(raw).hexdigest()
         truncated = max_inline_bytes is not None and len(raw) > max_inline_bytes
         return cls(
             reason_code=reason_code,

@@ -6,7 +6,6 @@ import asyncio
 import gc
 import os
 import random
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -16,10 +15,11 @@ from typing import TYPE_CHECKING
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from kafka_runtime.local_broker import LocalBroker
+from kafka_runtime.local_broker import LocalBroker, free_port
 from odia_stream.datasets import load_dataset
-from odia_stream.settings import OdiaSettings, TopicSettings, TopicSpec
+from odia_stream.settings import OdiaSettings, TopicSettings
 from schemas import FCLogEvent
+from tests.learner_support import LearnerOutput, learn_in_batches
 
 if TYPE_CHECKING:
     from odia_stream.adapters.registry import AdapterEntry
@@ -50,12 +50,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def datasets_dir() -> Path:
     """``../shared/datasets`` (read by path, never copied)."""
@@ -74,7 +68,7 @@ def model_cache() -> Path:
 @pytest.fixture(scope="session")
 def local_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     """A real noida-db Kafka broker on a free loopback port for the whole test session."""
-    broker = LocalBroker(tmp_path_factory.mktemp("broker"), port=_free_port())
+    broker = LocalBroker(tmp_path_factory.mktemp("broker"), port=free_port())
     broker.up()
     try:
         yield broker
@@ -91,16 +85,6 @@ def kafka_bootstrap(local_broker: LocalBroker) -> str:
     return local_broker.address
 
 
-def unique_topics(suffix: str) -> TopicSettings:
-    """Default topic layout with every name suffixed, so tests never share topics."""
-    base = TopicSettings()
-    fields = {}
-    for name in TopicSettings.model_fields:
-        spec: TopicSpec = getattr(base, name)
-        fields[name] = spec.model_copy(update={"name": f"{spec.name}.{suffix}"})
-    return TopicSettings(**fields)
-
-
 @pytest.fixture()
 def settings(tmp_path: Path, kafka_bootstrap: str) -> OdiaSettings:
     """Settings for one test: its own state dir and topic names, the session broker, the shared model cache."""
@@ -110,7 +94,7 @@ def settings(tmp_path: Path, kafka_bootstrap: str) -> OdiaSettings:
     return s.model_copy(
         update={
             "kafka": s.kafka.model_copy(update={"bootstrap_servers": kafka_bootstrap}),
-            "topics": unique_topics(uuid.uuid4().hex[:8]),
+            "topics": TopicSettings().with_suffix(uuid.uuid4().hex[:8]),
         }
     )
 
@@ -127,7 +111,7 @@ def make_settings(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str
         return s.model_copy(
             update={
                 "kafka": s.kafka.model_copy(update={"bootstrap_servers": kafka_bootstrap}),
-                "topics": unique_topics(tag),
+                "topics": TopicSettings().with_suffix(tag),
                 "clustering": s.clustering.model_copy(update=clustering),
             }
         )
@@ -161,6 +145,14 @@ def hammerbench_events(datasets_dir: Path) -> list[FCLogEvent]:
     for name in ("HammerBench_mQsA.json", "HammerBench_sQmA.json", "HammerBench_mQmA.json"):
         events.extend(load_dataset(hb / name))
     return events
+
+
+@pytest.fixture(scope="session")
+def snips_learner_output(
+    tmp_path_factory: pytest.TempPathFactory, model_cache: Path, snips_events: list[FCLogEvent]
+) -> LearnerOutput:
+    """A real learner's output for the first 600 of ``snips_events`` in batches of 150 (read-only)."""
+    return learn_in_batches(tmp_path_factory.mktemp("snips-learner"), model_cache, snips_events[:600])
 
 
 def _read_topic(bootstrap: str, topic: str, timeout_s: float = 20.0) -> list[tuple[bytes | None, bytes | None]]:

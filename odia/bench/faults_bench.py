@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kafka_runtime.clients import TopicReader, group_lag
-from kafka_runtime.local_broker import LocalBroker, port_open
+from kafka_runtime.local_broker import LocalBroker, free_port
 from kafka_runtime.topics import ensure_topics
 from odia.bench.common import write_report
 from odia.replay_producer import ReplayProducer
@@ -82,14 +82,10 @@ class FaultTrial:
 
 def _settings(base: OdiaSettings, broker: LocalBroker, work: Path, name: str) -> OdiaSettings:
     suffix = f"{name}-{uuid.uuid4().hex[:6]}"
-    topics = TopicSettings(**{
-        n: getattr(TopicSettings(), n).model_copy(update={"name": f"{getattr(TopicSettings(), n).name}.{suffix}"})
-        for n in TopicSettings.model_fields
-    })
     return base.model_copy(update={
         "state_dir": work / name,
         "app_id": f"odia-faults-{suffix}",
-        "topics": topics,
+        "topics": TopicSettings().with_suffix(suffix),
         "kafka": base.kafka.model_copy(update={"bootstrap_servers": broker.address}),
         "ingest": IngestSettings(metrics_port=None),
         "clustering": base.clustering.model_copy(update={"batch_timeout_s": 1.0}),
@@ -197,7 +193,7 @@ def run_faults_bench(
     console = console or Console()
     pool = list(load_dataset(dataset, limit=events))
     work = out_dir / "work" / "faults"
-    port = _free_port()
+    port = free_port()
     broker = LocalBroker(work / "broker", port=port)
     broker.up()
     results: list[FaultTrial] = []
@@ -229,17 +225,6 @@ def run_faults_bench(
     _plot(results, out_dir / "faults.png")
     print_table(report, console)
     return report
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    if port_open("127.0.0.1", port):  # pragma: no cover - taken again at once
-        return _free_port()
-    return port
 
 
 def print_table(report: dict[str, Any], console: Console) -> None:

@@ -32,7 +32,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from schemas import IngestSummary, PartitionAuditRecord
+
+if TYPE_CHECKING:  # views -> state_db -> this module
+    from odia_stream.clustering.views import LearnerSummary
 
 __all__ = [
     "ACCEPTED",
@@ -44,6 +50,7 @@ __all__ = [
     "PartitionAudit",
     "Rejected",
     "audit_totals",
+    "ingest_summary",
 ]
 
 READ = "read"
@@ -112,3 +119,18 @@ def audit_totals(partitions: list[PartitionAudit]) -> Counter[str]:
     for p in partitions:
         total.update(p.counts)
     return total
+
+
+def ingest_summary(summary: LearnerSummary, partitions: list[PartitionAudit]) -> IngestSummary:
+    """The wire record of the learner's totals and audit (the cluster-state topic's summary)."""
+    records = [
+        PartitionAuditRecord(
+            topic=a.topic, partition=a.partition, first_offset=a.first_offset, applied_offset=a.applied,
+            counts=dict(sorted(a.counts.items())), unaccounted=a.unaccounted, adds_up=a.adds_up,
+        )
+        for a in partitions
+    ]
+    return IngestSummary(
+        **asdict(summary), audit=records, totals=dict(sorted(audit_totals(partitions).items())),
+        adds_up=all(a.adds_up for a in partitions),
+    )

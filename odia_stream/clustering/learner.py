@@ -35,6 +35,7 @@ from odia_stream.clustering.audit import (
     REUSED_OFFSET,
     PartitionAudit,
     Rejected,
+    ingest_summary,
 )
 from odia_stream.clustering.batching import SourcedItem
 from odia_stream.clustering.first_level import agglomerate
@@ -62,7 +63,7 @@ from odia_stream.settings import ClusteringSettings, TemplateTierSettings, Trigg
 from odia_stream.store import ClusterIndex, ClusterPoint, EmbedderMismatchError, EmbedderSpec
 from odia_stream.templates import EntityDictionary, QueryTemplater, learn_from_call
 from odia_stream.templates.programs import ProgramRule, TemplateEvidence, observe
-from schemas import ClusterState, FCLogEvent, RetrainTrigger
+from schemas import ClusterState, FCLogEvent, IngestSummary, RetrainTrigger
 
 log = logging.getLogger("odia.learner")
 
@@ -375,6 +376,14 @@ class OnlineClusterLearner(LearnerViews):
             if key not in self._audit_started:
                 prior = self._applied.get(key)  # state from before auditing began: audit what follows
                 starts[key] = prior + 1 if prior is not None else min(starts.get(key, it.offset), it.offset)
+        skipped = _skipped_offsets(items, self._applied)
+        if skipped:
+            log.warning(
+                "offsets never read: %s (records deleted by retention before they were read, an "
+                "out-of-range reset, or offsets Kafka itself skips: transaction markers, compaction); "
+                "the audit shows them as unaccounted",
+                ", ".join(f"{t}/{p}: {n}" for (t, p), n in sorted(skipped.items())),
+            )
         reused = sum(c[REUSED_OFFSET] for c in audit.values())
         if reused:
             log.warning(
@@ -664,6 +673,10 @@ class OnlineClusterLearner(LearnerViews):
         committed batch; safe to call from another thread (a metrics scrape)."""
         return list(self._audit)
 
+    def ingest_summary(self) -> IngestSummary:
+        """The totals and the audit as the cluster-state topic's summary record carries them."""
+        return ingest_summary(self.summary(), self.audit())
+
     # -- publication bookkeeping ---------------------------------------------------------------
     def unpublished(self) -> tuple[list[ClusterState], list[RetrainTrigger]]:
         """States and triggers committed but not yet confirmed published (after a crash)."""
@@ -720,6 +733,29 @@ class OnlineClusterLearner(LearnerViews):
         self.db.close()
 
 
+def _skipped_offsets(
+    items: Sequence[SourcedItem[object]], applied: Mapping[tuple[str, int], int]
+) -> dict[tuple[str, int], int]:
+    """Per partition, offsets above its applied watermark that the batch jumps over (between the
+    watermark and the batch's first new offset, and between its new offsets).
+
+    >>> from odia_stream.clustering.batching import SourcedItem
+    >>> _skipped_offsets([SourcedItem("t", 0, o, None) for o in (3, 4, 7, 2)], {("t", 0): 1})
+    {('t', 0): 2}
+    """
+    new: dict[tuple[str, int], set[int]] = defaultdict(set)
+    for it in items:
+        key = (it.topic, it.partition)
+        if it.offset > applied.get(key, it.offset):
+            new[key].add(it.offset)
+    out = {}
+    for key, offsets in new.items():
+        span = max(offsets) - applied[key]
+        if span > len(offsets):
+            out[key] = span - len(offsets)
+    return out
+
+
 def _merge_audit(
     current: tuple[PartitionAudit, ...], admitted: _Admitted, applied: Mapping[tuple[str, int], int]
 ) -> tuple[PartitionAudit, ...]:
@@ -731,8 +767,5 @@ def _merge_audit(
         merged = Counter(old.counts if old is not None else {})
         merged.update(counts)
         by_key[key] = PartitionAudit(key[0], key[1], first, applied.get(key, -1), +merged)
-    for key, a in by_key.items():
-        if a.applied != applied.get(key, a.applied):
-            by_key[key] = PartitionAudit(a.topic, a.partition, a.first_offset, applied[key], a.counts)
     return tuple(by_key[k] for k in sorted(by_key))
 

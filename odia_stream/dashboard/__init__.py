@@ -1,5 +1,6 @@
 """The dashboard's view-model: cluster-state, response and model-update records folded into what
-the page shows (clusters, totals by label, coverage and latency over time, versions).
+the page shows (clusters, totals by label, coverage and latency over time, versions, the ingest
+audit).
 
 Pure and Kafka-free; ``odia/dashboard_server.py`` reads the topics and serves the page.
 """
@@ -12,6 +13,7 @@ from odia_stream.dashboard.versions import VersionBoard
 from odia_stream.dashboard.view import (
     ClusterRow,
     DashboardView,
+    IngestAuditView,
     LabelTotal,
     PromotedModel,
     ServingVersions,
@@ -26,6 +28,7 @@ __all__ = [
     "ClusterRow",
     "DashboardState",
     "DashboardView",
+    "IngestAuditView",
     "InvalidRecord",
     "LabelTotal",
     "LatestClusterStates",

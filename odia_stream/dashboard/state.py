@@ -9,9 +9,9 @@ from pydantic import ValidationError
 from odia_stream.dashboard.clusters import LatestClusterStates
 from odia_stream.dashboard.traffic import TrafficSeries
 from odia_stream.dashboard.versions import VersionBoard
-from odia_stream.dashboard.view import DashboardView, StreamStats
+from odia_stream.dashboard.view import DashboardView, IngestAuditView, StreamStats
 from odia_stream.settings import DashboardSettings
-from schemas import ClusterState, ModelUpdate, ServeResponse
+from schemas import INGEST_SUMMARY_KEY, ClusterState, IngestSummary, ModelUpdate, ServeResponse
 
 #: Which topic a record came from.
 RecordKind = Literal["cluster_state", "response", "model_update"]
@@ -55,6 +55,8 @@ class DashboardState:
         self.records: dict[str, int] = dict.fromkeys(RECORD_KINDS, 0)
         self.invalid = 0
         self.last_error: str | None = None
+        #: The ingest worker's audit (its latest summary on the cluster-state topic).
+        self.ingest: IngestAuditView | None = None
         #: Increments with every record applied, so a view can be cached per revision.
         self.revision = 0
 
@@ -83,12 +85,16 @@ class DashboardState:
         if value is None:
             if key is None:
                 raise InvalidRecord("tombstone without a key")
-            if kind == "cluster_state":
+            if kind == "cluster_state" and key == INGEST_SUMMARY_KEY:
+                self.ingest = None
+            elif kind == "cluster_state":
                 self.clusters.apply(key, None)
             else:
                 self.versions.apply_update(key, None)
             return
-        if kind == "cluster_state":
+        if kind == "cluster_state" and key == INGEST_SUMMARY_KEY:
+            self.ingest = IngestAuditView.of_summary(IngestSummary.model_validate_json(value))
+        elif kind == "cluster_state":
             state = ClusterState.model_validate_json(value)
             self.clusters.apply(key if key is not None else state.cluster_id, state)
         else:
@@ -109,4 +115,5 @@ class DashboardState:
             promoted=self.versions.promoted(),
             serving=self.versions.serving,
             stream=StreamStats(records=dict(self.records), invalid=self.invalid, last_error=self.last_error),
+            ingest=self.ingest,
         )

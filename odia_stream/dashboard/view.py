@@ -7,7 +7,8 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas import ClusterLabel
+from odia_stream.clustering.audit import ACCEPTED, DEAD_LETTER, DUPLICATE, READ, REPLAYED, REUSED_OFFSET
+from schemas import ClusterLabel, IngestSummary
 
 
 class _View(BaseModel):
@@ -109,6 +110,32 @@ class StreamStats(_View):
     last_error: str | None
 
 
+class IngestAuditView(_View):
+    """The ingest worker's audit, from its latest ``IngestSummary`` on the cluster-state topic."""
+
+    read: int
+    accepted: int
+    duplicates: int
+    replayed: int
+    dead_letters: int
+    reused_offsets: int
+    unaccounted: int
+    adds_up: bool
+    updated_at: datetime
+
+    @classmethod
+    def of_summary(cls, summary: IngestSummary) -> IngestAuditView:
+        """The totals of ``summary``'s audit (dead letters of every reason summed)."""
+        t = summary.totals
+        return cls(
+            read=t.get(READ, 0), accepted=t.get(ACCEPTED, 0), duplicates=t.get(DUPLICATE, 0),
+            replayed=t.get(REPLAYED, 0), reused_offsets=t.get(REUSED_OFFSET, 0),
+            dead_letters=sum(n for k, n in t.items() if k.startswith(DEAD_LETTER)),
+            unaccounted=sum(p.unaccounted for p in summary.audit), adds_up=summary.adds_up,
+            updated_at=summary.updated_at,
+        )
+
+
 class DashboardView(_View):
     """Everything the page shows."""
 
@@ -122,3 +149,4 @@ class DashboardView(_View):
     promoted: list[PromotedModel]
     serving: ServingVersions | None
     stream: StreamStats
+    ingest: IngestAuditView | None = Field(default=None, description="None until the ingest worker's first summary")

@@ -27,6 +27,19 @@ def test_the_audit_is_exposed_per_partition_and_outcome() -> None:
     assert value("odia_ingest_unaccounted_offsets", {"topic": "fc", "partition": "0"}) == 0
     assert value("odia_ingest_unaccounted_offsets", {"topic": "fc", "partition": "1"}) == 2
     assert value("odia_ingest_applied_offset", {"topic": "fc", "partition": "1"}) == 4
+    assert value("odia_ingest_offset_resets_total", {"topic": "fc", "partition": "0"}) is None
+    assert value("odia_ingest_dead_letters_blocked") == 0
+
+
+def test_out_of_range_fetches_and_a_blocked_dead_letter_queue_are_exposed() -> None:
+    blocked = [True]
+    registry, _ = start_ingest_metrics(
+        OdiaSettings(ingest=IngestSettings(metrics_port=None)), _audit, lambda: {("fc", 1): 2}, lambda: blocked[0]
+    )
+    assert registry.get_sample_value("odia_ingest_offset_resets_total", {"topic": "fc", "partition": "1"}) == 2
+    assert registry.get_sample_value("odia_ingest_dead_letters_blocked") == 1
+    blocked[0] = False
+    assert registry.get_sample_value("odia_ingest_dead_letters_blocked") == 0
 
 
 def test_served_over_http_and_a_taken_port_does_not_stop_the_worker() -> None:

@@ -15,7 +15,7 @@ from odia.runner import WorkerProcess, group_lag, wait_caught_up
 from odia_stream.clustering.audit import audit_totals
 from odia_stream.clustering.factory import open_learner
 from odia_stream.settings import OdiaSettings
-from schemas import ClusterState, DeadLetter, FCLogEvent
+from schemas import INGEST_SUMMARY_KEY, ClusterState, DeadLetter, FCLogEvent, IngestSummary
 
 pytestmark = pytest.mark.slow
 
@@ -77,14 +77,23 @@ def test_ingest_end_to_end_with_dead_letters_and_idempotent_replay(
         d.reason_code for d in letters
     )
 
-    # The cluster-state topic carries the latest state of every cluster.
+    # The cluster-state topic carries the latest state of every cluster, and the worker's summary:
+    # its last one (published on shutdown) has the learner's totals and the audit, adding up.
     latest: dict[str, ClusterState] = {}
+    summaries: list[IngestSummary] = []
     for key, value in read_topic(settings.kafka.bootstrap_servers, settings.topics.cluster_state.name):
+        if key == INGEST_SUMMARY_KEY.encode():
+            summaries.append(IngestSummary.model_validate_json(value))
+            continue
         state = ClusterState.model_validate_json(value)
         assert key == state.cluster_id.encode()
         if state.cluster_id not in latest or latest[state.cluster_id].version <= state.version:
             latest[state.cluster_id] = state
     assert len(latest) == summary.clusters
+    assert summaries, "no IngestSummary on the cluster-state topic"
+    last = summaries[-1]
+    assert last.adds_up and last.totals == dict(totals) and last.events == summary.events
+    assert last.clusters == summary.clusters and [a.partition for a in last.audit] == [a.partition for a in audit]
     snips_simple = [s for s in latest.values() if s.app == "snips" and s.label == "simple"]
     assert len({s.dominant_function for s in snips_simple}) >= 5
     in_simple = sum(s.size for s in snips_simple)

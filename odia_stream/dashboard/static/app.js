@@ -159,6 +159,13 @@ function renderStream(view) {
   let text = "read: " + r.cluster_state + " cluster states, " + r.response + " responses, " + r.model_update + " model updates";
   if (view.stream.invalid) text += "; " + view.stream.invalid + " unreadable (last: " + view.stream.last_error + ")";
   if (view.traffic.dropped) text += "; " + view.traffic.dropped + " responses outside the window or repeated";
+  const a = view.ingest;
+  if (a) {
+    text += " · ingest audit: " + a.read + " read = " + a.accepted + " accepted + " + a.duplicates + " duplicates + " +
+      a.replayed + " replayed + " + a.dead_letters + " dead letters";
+    if (a.reused_offsets) text += " (" + a.reused_offsets + " at reused offsets)";
+    text += a.adds_up ? ": adds up" : ": DOES NOT ADD UP (" + a.unaccounted + " offsets unaccounted)";
+  }
   document.getElementById("stream").textContent = text;
 }
 

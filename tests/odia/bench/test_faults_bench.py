@@ -1,5 +1,6 @@
-"""`odia bench faults` on one fault kind with the real worker and its own broker: values of up to
-1.6 MB among the events are dead-lettered whole and the audit adds up (nothing lost)."""
+"""`odia bench faults` with the real worker and its own broker: values of up to 1.6 MB among the
+events are dead-lettered whole, and the broker stopped mid-stream and started again loses nothing;
+the audit adds up every time."""
 
 from __future__ import annotations
 
@@ -35,3 +36,14 @@ def test_oversized_values_are_dead_lettered_and_nothing_is_lost(
     assert json.loads((out / "faults.json").read_text())["trials_run"] == 1
     assert (out / "faults.png").stat().st_size > 0
     assert "0 lost" in printed.getvalue()
+
+
+def test_a_broker_restart_mid_stream_loses_nothing(tmp_path: Path, model_cache: Path, datasets_dir: Path) -> None:
+    report = run_faults_bench(
+        OdiaSettings(state_dir=tmp_path / "state", model_cache_dir=model_cache), datasets_dir / "snips",
+        tmp_path / "out", kinds=["broker_restart"], events=1000, console=Console(file=io.StringIO()),
+    )
+    (trial,) = report["trials"]
+    assert trial["records_in"] == 1000 and trial["refused"] == 0
+    assert trial["lost"] == 0 and trial["accounted"] == 1000 and trial["adds_up"], trial
+    assert trial["recover_s"] is not None and trial["counts"]["accepted"] + trial["counts"].get("duplicate", 0) == 1000

@@ -4,7 +4,10 @@ for a replay."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+
+import pytest
 
 from odia_stream.clustering import OnlineClusterLearner, SourcedItem
 from odia_stream.clustering.audit import Rejected, audit_totals
@@ -72,12 +75,17 @@ def test_new_events_at_reused_offsets_are_applied_not_skipped(
     assert again.counts["accepted"] == 0 and again.counts["replayed"] == 61
 
 
-def test_a_gap_in_the_offsets_shows_as_unaccounted(
-    as_items: Callable[..., list], make_learner: MakeLearner, snips_events: list[FCLogEvent]
+def test_a_gap_in_the_offsets_shows_as_unaccounted_and_is_logged(
+    as_items: Callable[..., list], make_learner: MakeLearner, snips_events: list[FCLogEvent],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     learner = make_learner()
-    learner.process(as_items(snips_events[:50]))
-    learner.process(as_items(snips_events[50:60], start=55))  # offsets 50-54 never reached the learner
+    with caplog.at_level(logging.WARNING, logger="odia.learner"):
+        learner.process(as_items(snips_events[:50]))
+        assert not caplog.records
+        learner.process(as_items(snips_events[50:60], start=55))  # offsets 50-54 never reached the learner
     (audit,) = learner.audit()
     assert audit.unaccounted == 5 and not audit.adds_up
     assert audit.outcomes == audit.counts["read"] == 60
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("offsets never read: fc/0: 5 (") and "unaccounted" in warning

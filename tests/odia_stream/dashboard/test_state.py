@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from odia_stream.clustering import SourcedItem
-from odia_stream.clustering.factory import open_embedder, open_learner
+from odia_stream.clustering.audit import PartitionAudit, ingest_summary
+from odia_stream.clustering.views import LearnerSummary
 from odia_stream.dashboard import DashboardState, DashboardView
-from odia_stream.settings import DashboardSettings, OdiaSettings
-from schemas import ClusterState, FCLogEvent, ModelUpdate, ServeResponse
+from odia_stream.settings import DashboardSettings
+from schemas import INGEST_SUMMARY_KEY, ClusterState, FCLogEvent, IngestSummary, ModelUpdate, ServeResponse
+from tests.learner_support import LearnerOutput
 
 
 def _bytes(model: ClusterState | ServeResponse | ModelUpdate) -> bytes:
@@ -21,27 +21,23 @@ def _bytes(model: ClusterState | ServeResponse | ModelUpdate) -> bytes:
 
 
 def test_real_learner_states_fold_to_the_learners_final_clusters(
-    tmp_path: Path, model_cache: Path, snips_events: list[FCLogEvent]
+    snips_learner_output: LearnerOutput, snips_events: list[FCLogEvent]
 ) -> None:
-    settings = OdiaSettings(state_dir=tmp_path / "state")
-    learner = open_learner(settings, embedder=open_embedder(OdiaSettings(state_dir=model_cache.parent)))
-    try:
-        published: list[ClusterState] = []
-        events = snips_events[:600]
-        for start in range(0, len(events), 150):  # what the ingest worker publishes, batch by batch
-            batch = [SourcedItem("fc", 0, start + i, e) for i, e in enumerate(events[start : start + 150])]
-            published.extend(learner.process_batch(batch).changed)
-        final = {s.cluster_id: s for s in (learner.cluster_state(c) for c in learner.clusters.values())}
-    finally:
-        learner.close()
+    published, final, summary = snips_learner_output.published, snips_learner_output.final, snips_learner_output.summary
+    events = snips_events[:600]
     assert len(published) > len(final), "some clusters must be published more than once for this test to mean anything"
 
     state = DashboardState(DashboardSettings(max_clusters=10))
     for s in published:
         assert state.apply("cluster_state", s.cluster_id.encode(), _bytes(s))
+    assert state.view().ingest is None
+    # The ingest worker's summary shares the topic under its own key: it is the audit, not a cluster.
+    assert state.apply("cluster_state", INGEST_SUMMARY_KEY.encode(), summary.model_dump_json().encode())
     view = state.view()
+    assert view.ingest is not None and view.ingest.adds_up and view.ingest.unaccounted == 0
+    assert (view.ingest.read, view.ingest.accepted, view.ingest.dead_letters) == (len(events), len(events), 0)
     assert view.clusters_live == len(final) and view.clusters_merged == 0
-    assert view.stream.records["cluster_state"] == len(published) and view.stream.invalid == 0
+    assert view.stream.records["cluster_state"] == len(published) + 1 and view.stream.invalid == 0
     largest = sorted(final.values(), key=lambda s: (-s.size, s.cluster_id))[:10]
     assert [r.cluster_id for r in view.clusters] == [s.cluster_id for s in largest]
     for row, want in zip(view.clusters, largest, strict=True):
@@ -104,3 +100,23 @@ def test_view_combines_all_three_topics_and_round_trips_as_json(
     assert state.view(max_clusters=5).clusters[-1].cluster_id == "c1"
     state.apply("cluster_state", b"c2", None)
     assert [r.cluster_id for r in state.view().clusters] == ["c1"] and state.revision == revision + 1
+
+
+def test_an_audit_that_does_not_add_up_shows_its_gap_and_a_tombstone_clears_it() -> None:
+    audit = PartitionAudit("fc", 0, first_offset=0, applied=99, counts=Counter(
+        read=95, accepted=90, replayed=2, **{"dead_letter:not_json": 2, "dead_letter:schema": 1}
+    ))
+    summary = ingest_summary(LearnerSummary(90, 80, 12, 9, 2, 1, 60, 5, 4), [audit])
+    assert not summary.adds_up and summary.audit[0].unaccounted == 7
+    state = DashboardState(DashboardSettings())
+    assert state.apply("cluster_state", INGEST_SUMMARY_KEY.encode(), summary.model_dump_json().encode())
+    ingest = state.view().ingest
+    assert ingest is not None and not ingest.adds_up
+    assert (ingest.read, ingest.dead_letters, ingest.replayed, ingest.unaccounted) == (95, 3, 2, 7)
+    assert state.view().clusters_live == 0  # not taken for a cluster
+    # A summary that is not one is unreadable (counted), and a tombstone removes the summary.
+    assert not state.apply("cluster_state", INGEST_SUMMARY_KEY.encode(), b'{"events": -1}')
+    assert state.view().stream.invalid == 1 and state.view().ingest == ingest
+    assert state.apply("cluster_state", INGEST_SUMMARY_KEY.encode(), None)
+    assert state.view().ingest is None
+    assert IngestSummary.model_validate_json(summary.model_dump_json()) == summary
