@@ -62,6 +62,7 @@ def demo_settings(base: OdiaSettings, sizes: DemoSizes, run_dir: Path, events_fi
         "triggers": base.triggers.model_copy(update={"min_new_examples": sizes.trigger_examples}),
         "trainer": base.trainer.model_copy(update={
             "max_steps": sizes.train_steps, "max_minutes": sizes.train_minutes, "eval_gate_accuracy": sizes.gate,
+            "function_accuracy_target": sizes.function_trust,
             "batch_size": sizes.train_batch_size, "learning_rate": sizes.train_learning_rate,
             "adapter_registry": str(run_dir / "adapters"),
         }),
@@ -276,6 +277,7 @@ def run_loop_demo(
                "swap_seconds": swap_s, "demo_seconds": round(time.monotonic() - started, 1),
                "router_target_precision": sizes.router_precision, "train_steps": sizes.train_steps,
                "train_learning_rate": sizes.train_learning_rate, "gate": sizes.gate,
+               "function_trust": sizes.function_trust,
                "small_latency_budget_ms": sizes.small_latency_budget_ms, "hedge": sizes.hedge,
                "latency_gate": sizes.latency_gate},
         share_target=0.5 if source.startswith("synthetic:") else 0.4,

@@ -260,6 +260,10 @@ class TrainerSettings(BaseModel):
     adapter_registry: str | None = None
     #: A new adapter is promoted only when its held-out call accuracy reaches this.
     eval_gate_accuracy: float = Field(default=0.9, ge=0, le=1)
+    #: An adapter is trusted per function: the router paired with it sends the small model only the
+    #: functions whose held-out accuracy has a Wilson lower bound (z = ``router.calibration_z``) at
+    #: or above this, whatever the adapter's average (the template tier answers without it).
+    function_accuracy_target: float = Field(default=0.9, ge=0, le=1)
     #: Fewer distinct training records than this: the round is skipped (nothing worth training on).
     min_train_records: int = Field(default=16, ge=1)
     #: Held-out records generated per eval batch.
@@ -295,8 +299,16 @@ class PromptSettings(BaseModel):
     #: Output ``{"<function>":{...}}`` (no wrapper, no constant ``{"name": ..., "arguments":`` tokens)
     #: instead of ``<tool_call>{"name": ..., "arguments": ...}</tool_call>``.
     no_output_prefix: bool = True
+    #: The router's function is given (prompt format 2): the prompt shows only that function's schema
+    #: and the model writes only its arguments object, ``{"<argument>":<value>}``. Off (format 1): every
+    #: offered tool is shown and the model also chooses the function.
+    function_given: bool = True
     #: Recent conversation turns (a user message and what followed it) kept in the prompt.
     max_history_turns: int = Field(default=3, ge=0)
+    #: Format 2 decoding budget: the output may take what the function's argument schema needs, with
+    #: this many tokens per free-string value (``odia_stream.generation.json_stop``); never more than
+    #: the backend's ``max_new_tokens``.
+    string_value_tokens: int = Field(default=48, ge=1)
     #: With compact schemas: descriptions longer than this are cut at a word boundary (0 = never cut).
     #: 32 keeps a short gloss per tool and argument: SNIPS prompts ~1.8k → ~0.65k tokens (measured).
     compact_description_chars: int = Field(default=32, ge=0)
@@ -498,6 +510,12 @@ class OdiaSettings(BaseSettings):
     def learner_dir(self) -> Path:
         """Durable learner state (cluster bookkeeping, seen events, offsets, dictionaries)."""
         return self.state_dir / "learner"
+
+    @property
+    def small_answer_tokens(self) -> int:
+        """The token limit of a small-model answer in serving (``serving.max_new_tokens``, else the
+        generator's); a format-2 answer may take less (its schema's budget), never more."""
+        return self.serving.max_new_tokens or self.generator.max_new_tokens
 
 
 @lru_cache(maxsize=1)

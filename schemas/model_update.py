@@ -24,6 +24,10 @@ class AdapterIdentity(WireModel):
     base_model: str
     eval_metrics: dict[str, float] = Field(default_factory=dict)
     router_version: str | None = None
+    prompt_format: int = Field(
+        default=1, ge=1,
+        description="Prompt format the adapter was trained on (serving refuses another); absent: 1",
+    )
     created_at: datetime = Field(default_factory=utc_now, description="When the adapter was registered")
 
 

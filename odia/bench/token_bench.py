@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from odia_stream.datasets import load_dataset
+from odia_stream.datasets.synthetic_music import is_synthetic_spec
 from odia_stream.figures import save_figure
 from odia_stream.prompting.format import PromptOptions
 from odia_stream.prompting.tokens import Tokenizer, token_report
@@ -64,10 +65,15 @@ def run_token_bench(
     """Measure every dataset, print a table per dataset, write ``prompt_tokens.json`` and ``.png``."""
     console = console or Console()
     reports: dict[str, dict[str, Any]] = {}
-    resolved = [p.resolve() for p in datasets]
-    common = Path(os.path.commonpath(resolved)) if len(resolved) > 1 else None
+    # Synthetic specs (synthetic:music) are names, not paths: they are not resolved.
+    resolved = [p if is_synthetic_spec(p) else p.resolve() for p in datasets]
+    files = [p for p in resolved if not is_synthetic_spec(p)]
+    common = Path(os.path.commonpath(files)) if len(files) > 1 else None
     for path in resolved:
-        name = str(path.relative_to(common)) if common is not None and path != common else path.name
+        if is_synthetic_spec(path):
+            name = str(path)
+        else:
+            name = str(path.relative_to(common)) if common is not None and path != common else path.name
         reports[name] = token_report(sample_events(path, limit, seed), tokenizer, base=base)
         r = reports[name]
         table = Table(title=f"{name}: {r['records']} records, tokenizer {Path(r['tokenizer']).name}")

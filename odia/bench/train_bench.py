@@ -99,7 +99,8 @@ def run_train_bench(
             if ref is not None:
                 await generator.load_adapter(ref)
             return await evaluate_generator(generator, held_out, settings.prompt, ref,
-                                            batch_size=settings.trainer.eval_batch_size)
+                                            batch_size=settings.trainer.eval_batch_size,
+                                            max_new_tokens=settings.small_answer_tokens)
 
         t = time.perf_counter()
         before = asyncio.run(_eval(None))

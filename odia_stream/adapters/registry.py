@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field
 from odia_stream.atomic_files import fsync_dir, staging_folder, write_text_atomic
 from odia_stream.generation.adapter_digest import adapter_sha256, version_of
 from odia_stream.generation.protocol import AdapterRef
+from odia_stream.prompting.format import PROMPT_FORMAT_VERSION
 from schemas import AdapterIdentity, ModelUpdate
 from schemas.common import utc_now
 
@@ -225,8 +226,10 @@ class AdapterRegistry:
         eval_metrics: Mapping[str, float] | None = None,
         router_version: str | None = None,
         parent: str | None = None,
+        prompt_format: int = PROMPT_FORMAT_VERSION,
     ) -> AdapterEntry:
         """Copy ``adapter_dir`` into the registry under its content version and return its entry.
+        ``prompt_format``: the prompt format it was trained on (the trainer passes its settings').
 
         Identical content already registered → the existing entry (its metadata is kept).
         """
@@ -255,6 +258,7 @@ class AdapterRegistry:
                     base_model=base_model,
                     eval_metrics=dict(eval_metrics or {}),
                     router_version=router_version,
+                    prompt_format=prompt_format,
                     parent=parent,
                     path=final / ADAPTER_SUBDIR,
                 )

@@ -34,6 +34,10 @@ class DemoSizes:
     #: the rest of the loop (promotion, hot swap, small-model serving), and the report shows what
     #: such an adapter costs in accuracy. Never use a gate like this in production.
     gate: float = 0.2
+    #: The per-function trust the paired router gives the adapter (``trainer.function_accuracy_target``):
+    #: the production default, so the small model is sent only functions it answered well on the
+    #: demo's held-out records (the template tier answers the others without it).
+    function_trust: float = 0.9
     train_batch_size: int = 4
     #: The router's calibration target. The synthetic large model answers ~3% of requests with
     #: another plausible function (on purpose), so no router can agree with it 99% of the time:

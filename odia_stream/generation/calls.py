@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from odia_stream.evaluation import validate_call
+from odia_stream.generation.json_stop import arguments_token_budget
 from odia_stream.generation.protocol import AdapterRef, GenerationRequest, GenerationResult
 from odia_stream.prompting import OutputParseError, RenderedPrompt, parse_output
 from schemas import FunctionCall
@@ -30,7 +31,15 @@ class CheckedCall:
 
 
 def request_for(prompt: RenderedPrompt, adapter: AdapterRef | None, max_new_tokens: int | None = None) -> GenerationRequest:
-    """The generation request of ``prompt`` (constrained to its output schema where the backend can)."""
+    """The generation request of ``prompt`` (constrained to its output schema where the backend can).
+
+    ``max_new_tokens``: the caller's limit (serving and evaluation pass theirs; ``None`` leaves it
+    to the backend's default). With the function given (format 2) the limit is at most what the
+    argument schema can need (:func:`~odia_stream.generation.json_stop.arguments_token_budget`).
+    """
+    if prompt.function is not None:
+        budget = arguments_token_budget(prompt.output_schema, prompt.options.string_value_tokens)
+        max_new_tokens = budget if max_new_tokens is None else min(budget, max_new_tokens)
     return GenerationRequest(
         messages=prompt.messages, json_schema=prompt.output_schema, adapter=adapter, max_new_tokens=max_new_tokens
     )

@@ -5,7 +5,9 @@ peft adapters on the one base model (``model.load_adapter(path, adapter_name=ver
 request group switches to its adapter with ``set_adapter``, requests without an adapter run with
 adapters disabled. A version is one adapter name for one content: it is never reloaded with other
 weights. ``json_schema`` is **not enforced** by this backend (``enforces_json_schema = False``):
-callers validate the output against the tool schema, as they do for every backend.
+callers validate the output against the tool schema, as they do for every backend. A row stops
+as soon as its JSON object closes (:func:`~odia_stream.generation.json_stop.json_object_end`), not
+only at the end-of-turn token, so a model that goes on writing after the call costs nothing.
 
 Every model call runs on one worker thread, so the async methods never block the event loop and
 adapter switches never interleave with a generation.
@@ -22,8 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from odia_stream.generation.adapter_check import verify_adapter
+from odia_stream.generation.json_stop import json_object_end
 from odia_stream.generation.base_model import base_model_id, ensure_base_model, load_causal_lm, resolve_device
 from odia_stream.generation.protocol import (
     AdapterError,
@@ -37,6 +41,21 @@ if TYPE_CHECKING:
     from odia_stream.settings import OdiaSettings
 
 __all__ = ["HFGenerator"]
+
+
+class _ObjectClosed(StoppingCriteria):
+    """Stops each row once the text it generated (after its assistant prefix) holds a complete
+    JSON object."""
+
+    def __init__(self, decode: Callable[[list[int]], str], prefixes: Sequence[str], prompt_width: int) -> None:
+        self.decode, self.prefixes, self.prompt_width = decode, list(prefixes), prompt_width
+
+    def __call__(self, input_ids: torch.LongTensor, scores: object, **kwargs: object) -> torch.BoolTensor:
+        done = [
+            json_object_end(prefix + self.decode(row[self.prompt_width :].tolist())) is not None
+            for prefix, row in zip(self.prefixes, input_ids, strict=True)
+        ]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -143,14 +162,16 @@ class HFGenerator:
         for r in requests:
             if r.adapter is not None and self._loaded.get(r.adapter.version) != r.adapter.sha256:
                 raise AdapterNotLoaded(f"adapter {r.adapter.version} is not loaded (load_adapter first)")
-        groups: dict[tuple[str | None, int], list[int]] = {}
+        # One batch per adapter: requests with different token budgets share it (each row stops when
+        # its object closes), under the largest budget of the batch.
+        groups: dict[str | None, list[int]] = {}
         for i, r in enumerate(requests):
-            version = r.adapter.version if r.adapter is not None else None
-            groups.setdefault((version, r.max_new_tokens or self.max_new_tokens), []).append(i)
+            groups.setdefault(r.adapter.version if r.adapter is not None else None, []).append(i)
         results: list[GenerationResult | None] = [None] * len(requests)
-        for (version, max_new), indices in groups.items():
+        for version, indices in groups.items():
             for start in range(0, len(indices), self.max_batch_size):
                 chunk = indices[start : start + self.max_batch_size]
+                max_new = max(requests[i].max_new_tokens or self.max_new_tokens for i in chunk)
                 for i, res in zip(chunk, self._generate_group([requests[i] for i in chunk], version, max_new)):
                     results[i] = res
         return [r for r in results if r is not None]
@@ -174,6 +195,10 @@ class HFGenerator:
         else:
             self._model.enable_adapters()
             self._model.set_adapter(version)
+        prompt_width = enc["input_ids"].shape[1]
+        closed = _ObjectClosed(
+            lambda ids: tok.decode(ids, skip_special_tokens=True), [r.assistant_prefix for r in requests], prompt_width
+        )
         try:
             with torch.inference_mode():
                 out = self._model.generate(
@@ -182,12 +207,12 @@ class HFGenerator:
                     do_sample=False,
                     pad_token_id=tok.pad_token_id,
                     eos_token_id=tok.eos_token_id,
+                    stopping_criteria=StoppingCriteriaList([closed]),
                 )
         finally:
             if version is None and self._loaded:
                 self._model.enable_adapters()
         ms = (time.perf_counter() - started) * 1000
-        prompt_width = enc["input_ids"].shape[1]
         results = []
         for row, request in enumerate(requests):
             new = out[row, prompt_width:].tolist()
@@ -195,10 +220,18 @@ class HFGenerator:
             if tok.eos_token_id in new:
                 new = new[: new.index(tok.eos_token_id) + 1]
                 finish = "stop"
-            text_ids = new[:-1] if finish == "stop" else new
+                text_ids = new[:-1]
+            else:
+                if tok.pad_token_id is not None and tok.pad_token_id in new:  # padded after it stopped
+                    new = new[: new.index(tok.pad_token_id)]
+                text_ids = new
+            text = request.assistant_prefix + tok.decode(text_ids, skip_special_tokens=True)
+            end = json_object_end(text)
+            if end is not None:  # the object closed: what follows it is not part of the answer
+                text, finish = text[:end], "stop"
             results.append(
                 GenerationResult(
-                    text=request.assistant_prefix + tok.decode(text_ids, skip_special_tokens=True),
+                    text=text,
                     adapter_version=version,
                     prompt_tokens=int(enc["attention_mask"][row].sum()),
                     output_tokens=len(new),

@@ -3,7 +3,14 @@
 Prompt (chat messages, roles system/user/assistant only): a system message with the offered
 tools (compact lines or full JSON schemas) and the output instruction, then up to
 ``max_history_turns`` recent turns (earlier calls written as the model writes calls, tool
-results as user text), then the query. Output: the call as compact JSON,
+results as user text), then the query.
+
+When the function is given (``function_given``, format 2: the router has chosen it, and the
+trainer renders each example with its own function), the system message shows only that
+function and the output is only its arguments object, ``{"<argument>":<value>}``, constrained to
+that function's argument schema. The system message then depends on the function alone (and on
+the conversation's system context), so an engine can reuse its cached prefix for every request
+of that function. Otherwise (format 1) the output is the call as compact JSON,
 
 * ``no_output_prefix`` on: ``{"<function>":{<arguments>}}``: the text starts with the call
   itself, without a ``<tool_call>`` wrapper and without the constant ``{"name":`` /
@@ -27,14 +34,15 @@ from typing import Any, Literal, Protocol
 from pydantic import ValidationError
 
 from odia_stream.context import Turn
-from odia_stream.evaluation.output_schema import build_output_schema
+from odia_stream.evaluation.output_schema import arguments_schema, build_output_schema
 from odia_stream.prompting.aliases import ArgumentAliases
 from odia_stream.prompting.compact import render_tools_compact, render_tools_json
 from odia_stream.settings import PromptSettings
 from schemas import ChatMessage, FunctionCall, ToolSpec
 
-#: Version of the prompt/output text format (record it with every trained adapter).
-PROMPT_FORMAT_VERSION = 1
+#: Version of the prompt/output text format of the default settings (recorded with every trained
+#: adapter; serving refuses an adapter trained on another format). 2: the function is given.
+PROMPT_FORMAT_VERSION = 2
 
 #: The prompt options are the ``prompt`` settings group.
 PromptOptions = PromptSettings
@@ -52,6 +60,13 @@ FULL_INTRO = (
     "Don't make assumptions about what values to plug into functions. Here are the available tools:"
 )
 COMPACT_INTRO = "Call one of these functions for the user's last message (* = required argument):"
+#: Format 2 (the function is given): the intro and the instruction, the same for every function.
+GIVEN_INTRO = "Call this function for the user's last message (* = required argument):"
+GIVEN_FULL_INTRO = (
+    "You are a function calling AI model. Call the function whose signature is within <tools></tools> "
+    "XML tags for the user query. Don't make assumptions about what values to plug into it:"
+)
+GIVEN_INSTRUCTION = 'Reply with only its arguments as JSON: {"<argument>":<value>}'
 _INSTRUCTIONS: dict[tuple[CallStyle, bool], str] = {
     ("keyed", True): 'Reply with only the call as JSON: {"<function>":{"<argument>":<value>}}',
     ("keyed", False): (
@@ -90,16 +105,28 @@ class RenderedPrompt:
     output_schema: dict[str, Any]
     options: PromptOptions
     tools: tuple[ToolSpec, ...]
+    #: The given function (format 2): the output is only its arguments object.
+    function: str | None = None
 
     @property
     def style(self) -> CallStyle:
-        """How calls are written in this prompt's format."""
+        """How calls are written in this prompt's format (history calls; the output too in format 1)."""
         return call_style(self.options)
+
+    @property
+    def format_version(self) -> int:
+        """The prompt format this prompt is in (2: the function is given, 1: the model chooses it)."""
+        return 2 if self.function is not None else 1
 
 
 def call_style(options: PromptOptions) -> CallStyle:
     """The output style the options select."""
     return "keyed" if options.no_output_prefix else "wrapped"
+
+
+def prompt_format_version(options: PromptOptions) -> int:
+    """The prompt format that ``options`` train and serve in (what an adapter records)."""
+    return 2 if options.function_given else 1
 
 
 def _dumps(value: Any) -> str:
@@ -136,14 +163,19 @@ def recent_turns(history: Sequence[ChatMessage], max_turns: int) -> tuple[list[s
 
 
 def _system_text(
-    tools: Sequence[ToolSpec], aliases: ArgumentAliases, options: PromptOptions, context: list[str]
+    tools: Sequence[ToolSpec], aliases: ArgumentAliases, options: PromptOptions, context: list[str],
+    given: bool = False,
 ) -> str:
-    instruction = _INSTRUCTIONS[(call_style(options), options.compact_schemas)]
+    if given:
+        instruction, intro, full_intro = GIVEN_INSTRUCTION, GIVEN_INTRO, GIVEN_FULL_INTRO
+    else:
+        instruction = _INSTRUCTIONS[(call_style(options), options.compact_schemas)]
+        intro, full_intro = COMPACT_INTRO, FULL_INTRO
     if options.compact_schemas:
         listing = render_tools_compact(tools, aliases, options.compact_description_chars)
-        text = f"{COMPACT_INTRO}\n{listing}\n{instruction}"
+        text = f"{intro}\n{listing}\n{instruction}"
     else:
-        text = f"{FULL_INTRO}\n<tools>\n{render_tools_json(tools, aliases)}\n</tools>\n{instruction}"
+        text = f"{full_intro}\n<tools>\n{render_tools_json(tools, aliases)}\n</tools>\n{instruction}"
     if context:
         text += "\nContext:\n" + "\n".join(context)
     return text
@@ -185,40 +217,63 @@ def _merged(pairs: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
 
 
 def render_prompt(
-    tools: Sequence[ToolSpec], history: Sequence[ChatMessage], query: str, options: PromptOptions
+    tools: Sequence[ToolSpec],
+    history: Sequence[ChatMessage],
+    query: str,
+    options: PromptOptions,
+    function: str | None = None,
 ) -> RenderedPrompt:
     """The chat messages for ``query`` (ready for a tokenizer's chat template with a generation prompt).
 
-    Raises ``ValueError`` for an empty query and ``ToolSchemaError`` when no tool is offered or
-    a tool's schema is unusable.
+    ``function``: the function the call must be (the router's choice; the record's own function
+    in training). With ``options.function_given`` the prompt then shows only that function and
+    the output is its arguments object (format 2); without a function, or with the option off,
+    every offered tool is shown and the model chooses (format 1).
+
+    Raises ``ValueError`` for an empty query or a given function that is not offered, and
+    ``ToolSchemaError`` when no tool is offered or a tool's schema is unusable.
     """
     if not query.strip():
         raise ValueError("query is empty")
     tools = tuple(tools)
     aliases = ArgumentAliases.for_tools(tools) if options.alias_arguments else ArgumentAliases.identity(tools)
-    schema = build_output_schema(tools, aliases=aliases, keyed=call_style(options) == "keyed")
     context, convo = recent_turns(history, options.max_history_turns)
-    pairs = [("system", _system_text(tools, aliases, options, context))]
-    pairs += _history_messages(convo, aliases, options)
-    pairs.append(("user", query))
-    return RenderedPrompt(_merged(pairs), aliases, schema, options, tools)
+    given = function if options.function_given else None
+    if given is not None:
+        tool = next((t for t in tools if t.name == given), None)
+        if tool is None:
+            raise ValueError(f"function {given!r} is not among the offered tools")
+        schema = arguments_schema(tool, aliases)
+        system = _system_text([tool], aliases, options, context, given=True)
+    else:
+        schema = build_output_schema(tools, aliases=aliases, keyed=call_style(options) == "keyed")
+        system = _system_text(tools, aliases, options, context)
+    pairs = [("system", system), *_history_messages(convo, aliases, options), ("user", query)]
+    return RenderedPrompt(_merged(pairs), aliases, schema, options, tools, given)
 
 
 def render_target(call: FunctionCall, prompt: RenderedPrompt) -> str:
-    """The completion the model is trained to write for ``call`` (aliased, compact JSON).
+    """The completion the model is trained to write for ``call`` (aliased, compact JSON): the call
+    (format 1) or only its arguments object (format 2).
 
-    Raises ``ValueError`` when the function is not offered or an argument is not declared.
+    Raises ``ValueError`` when the function is not offered (or not the given one) or an argument
+    is not declared.
     """
     if call.name not in prompt.aliases.functions:
         raise ValueError(f"function {call.name!r} is not among the prompt's offered tools")
+    if prompt.function is not None:
+        if call.name != prompt.function:
+            raise ValueError(f"the prompt gives function {prompt.function!r}, the call is {call.name!r}")
+        return _dumps(prompt.aliases.aliased_arguments(call.name, call.arguments, strict=True))
     return render_call_text(call, prompt.aliases, prompt.style)
 
 
 def render_record(record: PromptRecord, options: PromptOptions) -> tuple[RenderedPrompt, str]:
-    """Prompt and target of a logged record (raises ``ValueError`` when it has no call)."""
+    """Prompt and target of a logged record, the record's own function given where the options
+    say so (raises ``ValueError`` when it has no call)."""
     if record.call is None:
         raise ValueError("the record has no call to train on")
-    prompt = render_prompt(record.tools, record.history, record.query, options)
+    prompt = render_prompt(record.tools, record.history, record.query, options, record.call.name)
     return prompt, render_target(record.call, prompt)
 
 
@@ -227,10 +282,11 @@ def _snippet(text: str, limit: int = 80) -> str:
 
 
 def parse_output(text: str, prompt: RenderedPrompt) -> FunctionCall:
-    """The call in the model's ``text``, argument aliases mapped back.
+    """The call in the model's ``text``, argument aliases mapped back (in format 2 the text is the
+    given function's arguments object).
 
     A ``<tool_call>`` wrapper is accepted in either style. Raises :class:`OutputParseError` when
-    the text is not exactly one JSON call in the prompt's style. Whether the call fits the
+    the text is not exactly one JSON call (format 2: one JSON object) in the prompt's style. Whether the call fits the
     offered tools is :func:`~odia_stream.evaluation.validate_call`'s question.
     """
     body = text.strip()
@@ -249,7 +305,9 @@ def parse_output(text: str, prompt: RenderedPrompt) -> FunctionCall:
         raise OutputParseError(f"text after the call: {_snippet(body[end:].strip())}")
     if not isinstance(value, dict):
         raise OutputParseError(f"output must be a JSON object, got {type(value).__name__}")
-    if prompt.style == "keyed":
+    if prompt.function is not None:
+        name, args = prompt.function, value
+    elif prompt.style == "keyed":
         if len(value) != 1:
             raise OutputParseError(f"output must have exactly one key (the function name), got {len(value)}")
         name, args = next(iter(value.items()))

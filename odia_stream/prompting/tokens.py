@@ -22,8 +22,9 @@ from odia_stream.prompting.format import (
     render_target,
 )
 
-#: The boolean token-saving options, in report order.
-SAVING_OPTIONS = ("compact_schemas", "alias_arguments", "no_output_prefix")
+#: The boolean token-saving options, in report order (``function_given``: the record's own function
+#: is given, as the router gives it in serving).
+SAVING_OPTIONS = ("function_given", "compact_schemas", "alias_arguments", "no_output_prefix")
 #: ``{"name":"``: the constant opening of a name/arguments call (measured as a prefill alternative).
 NAME_PREFIX = '{"name":"'
 
@@ -90,7 +91,7 @@ def token_report(
             skipped += 1
             continue
         for name, options in variants.items():
-            prompt = render_prompt(record.tools, record.history, record.query, options)
+            prompt = render_prompt(record.tools, record.history, record.query, options, record.call.name)
             prompt_counts[name].append(count_tokens(prompt.messages, tokenizer))
             output_counts[name].append(output_tokens(render_target(record.call, prompt), tokenizer))
         aliases = ArgumentAliases.for_tools(record.tools)

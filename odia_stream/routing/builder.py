@@ -194,6 +194,7 @@ class SnapshotOptions(TypedDict, total=False):
 
     adapter_version: str | None
     adapter_functions: Collection[str] | None
+    model_functions: Collection[str] | None
     progress: bool
 
 
@@ -204,13 +205,16 @@ def build_snapshot(
     *,
     adapter_version: str | None = None,
     adapter_functions: Collection[str] | None = None,
+    model_functions: Collection[str] | None = None,
     progress: bool = False,
 ) -> RouterSnapshot:
     """A calibrated router snapshot of ``state`` (not yet written; see :func:`publish_router`).
 
     ``embedder`` must be the one ``state`` was built with (held-out queries are embedded again).
     ``adapter_functions``: the functions the paired adapter was trained on; clusters, templates and
-    classes of other functions never route small. Raises ``ValueError`` for an empty state.
+    classes of other functions never route small. ``model_functions``: the functions the paired
+    adapter is trusted with (per-function accuracy); other functions routed small are answered by
+    the template tier or go large. Raises ``ValueError`` for an empty state.
     """
     rs = settings.router
     started = time.perf_counter()
@@ -323,6 +327,7 @@ def build_snapshot(
         thresholds={"match": t_match, "template": t_template, "classifier": t_classifier},
         dictionaries={app: state.dictionary_of(app) for app in sorted({*apps, *(p.app for p in programs)})},
         programs=programs,
+        model_functions=tuple(sorted(model_functions)) if model_functions is not None else None,
         report=report,
     )
 
@@ -349,10 +354,15 @@ def publish_router(
     return write_snapshot(build_snapshot(state, settings, embedder, **options), snapshot_root(settings))
 
 
-def router_builder(settings: OdiaSettings, embedder: Embedder) -> Callable[[LearnerState, str], str]:
-    """``(learner state, adapter version) -> router version``: what the trainer pairs with a promoted adapter."""
+def router_builder(
+    settings: OdiaSettings, embedder: Embedder
+) -> Callable[[LearnerState, str, Collection[str] | None], str]:
+    """``(learner state, adapter version, functions the adapter is trusted with) -> router version``:
+    what the trainer pairs with a promoted adapter."""
 
-    def build(state: LearnerState, adapter_version: str) -> str:
-        return publish_router(state, settings, embedder, adapter_version=adapter_version).version
+    def build(state: LearnerState, adapter_version: str, model_functions: Collection[str] | None) -> str:
+        return publish_router(
+            state, settings, embedder, adapter_version=adapter_version, model_functions=model_functions
+        ).version
 
     return build

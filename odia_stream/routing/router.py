@@ -184,6 +184,12 @@ class Router:
                 out[i] = self._route(requests[i], prep, vector, t0, embed_ms)
         return [d for d in out if d is not None]
 
+    def model_answers(self, function: str | None) -> bool:
+        """Whether the small model may be sent a request routed small with ``function`` (the paired
+        adapter is trusted with it; the template tier answers any routed function)."""
+        allowed = self.snapshot.model_functions
+        return function is not None and (allowed is None or function in allowed)
+
     def template_answer(self, request: ServeRequest, function: str | None, *, check_required: bool = True) -> TemplateAnswer:
         """The template tier's answer to ``request`` routed small with ``function`` (templating
         included in its time): a call, or why it falls through."""

@@ -144,6 +144,9 @@ class RouterSnapshot:
     dictionaries: Mapping[str, EntityDictionary]
     #: Valid argument programs of the template tier.
     programs: tuple[ProgramEntry, ...] = ()
+    #: The functions the paired adapter is trusted with (its per-function held-out accuracy reached
+    #: ``trainer.function_accuracy_target``); the small model is sent no other. ``None``: any.
+    model_functions: tuple[str, ...] | None = None
     #: Build figures (counts, calibration, seconds): kept in the manifest, not in the version hash.
     report: Mapping[str, Any] = field(default_factory=dict)
     version: str = ""
@@ -209,6 +212,7 @@ def _content(s: RouterSnapshot, apps: list[str]) -> dict[str, Any]:
         "store_version": s.store_version,
         "adapter_version": s.adapter_version,
         "adapter_functions": list(s.adapter_functions) if s.adapter_functions is not None else None,
+        "model_functions": list(s.model_functions) if s.model_functions is not None else None,
         "target_precision": s.target_precision,
         "clusters": {
             "ids": [int(x) for x in c.ids], "scopes": list(c.scopes), "apps": list(c.apps), "labels": list(c.labels),
@@ -357,5 +361,7 @@ def load_snapshot(path: Path) -> RouterSnapshot:
                          int(p["support"]), int(p["agreement"]), float(p["lower_bound"]))
             for p in c.get("programs", [])  # snapshots written before the template tier have none
         ),
+        # Snapshots written before per-function trust have none: the model is sent any function.
+        model_functions=tuple(c["model_functions"]) if c.get("model_functions") is not None else None,
         report=manifest.get("report", {}), version=info.version, created_at=info.created_at,
     )

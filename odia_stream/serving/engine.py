@@ -72,6 +72,8 @@ log = logging.getLogger(__name__)
 NO_GENERATOR = "no_generator"
 ALL_LARGE = "all_large"
 ROUTER_ERROR = "router_error"
+#: Routed small with a function the paired adapter is not trusted with, and no template answered.
+FUNCTION_NOT_TRUSTED = "function_not_trusted"
 #: Route reason of the answer to a message that is not a readable request.
 MALFORMED_REQUEST = "malformed_request"
 #: Seconds to wait for the losing call of a hedge to finish cancelling.
@@ -232,8 +234,12 @@ class ServeEngine:
             answered = self._template(request, active, decision, clock)
             if answered is not None:
                 return answered
+        if not active.router.model_answers(decision.function):
+            return await self._large(request, active, clock, FUNCTION_NOT_TRUSTED)
         try:
-            prompt = render_prompt(request.tools, request.history, request.query, self.settings.prompt)
+            prompt = render_prompt(
+                request.tools, request.history, request.query, self.settings.prompt, decision.function
+            )
         except (ValueError, ToolSchemaError) as exc:
             return await self._escalate(request, active, clock, Escalation("prompt_error", str(exc)))
         self.recent_prompts.append(prompt)
@@ -360,7 +366,7 @@ class ServeEngine:
         try:
             if remaining_s <= 0:
                 raise TimeoutError
-            gen_request = request_for(prompt, active.adapter, self.settings.serving.max_new_tokens)
+            gen_request = request_for(prompt, active.adapter, self.settings.small_answer_tokens)
             results = await asyncio.wait_for(self.generator.generate([gen_request]), remaining_s)
         except TimeoutError:
             clock.generate_ms += _ms(started)

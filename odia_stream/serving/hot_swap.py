@@ -23,7 +23,7 @@ from typing import Literal
 from odia_stream.adapters.registry import UnsupportedRegistryURI, path_from_uri
 from odia_stream.generation.calls import request_for
 from odia_stream.generation.protocol import AdapterBaseMismatch, AdapterRef, SmallGenerator
-from odia_stream.prompting import PromptOptions, RenderedPrompt, render_prompt
+from odia_stream.prompting import PromptOptions, RenderedPrompt, prompt_format_version, render_prompt
 from odia_stream.serving.coalescing import CoalescingGenerator
 from odia_stream.serving.metrics import ServingMetrics
 from odia_stream.serving.router_api import RouterLike, RouterLoader
@@ -70,7 +70,7 @@ def fixed_warmup_prompt(options: PromptOptions) -> RenderedPrompt:
             },
         }
     )
-    return render_prompt([tool], [], "What's the weather in Paris?", options)
+    return render_prompt([tool], [], "What's the weather in Paris?", options, tool.name)
 
 
 class HotSwapper:
@@ -149,6 +149,14 @@ class HotSwapper:
             update.router_version is None or current.router_version == update.router_version
         ):
             return outcome("unchanged", "already serving this version")
+        expected = prompt_format_version(self.prompt_options)
+        if update.prompt_format != expected:
+            return outcome(
+                "failed",
+                f"adapter {update.version} was trained on prompt format {update.prompt_format}, and this "
+                f"serving renders format {expected} (ODIA_PROMPT__FUNCTION_GIVEN={expected == 2}): a model "
+                "would be asked in a format it never saw; train it again with these settings",
+            )
         try:
             path = path_from_uri(update.adapter_uri)
         except UnsupportedRegistryURI as exc:

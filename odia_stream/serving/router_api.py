@@ -58,6 +58,10 @@ class RouterLike(Protocol):
         """Route ``request`` (fast: milliseconds, embedding included)."""
         ...
 
+    def model_answers(self, function: str | None) -> bool:
+        """Whether the small model may answer a request routed small with ``function`` (per-function trust)."""
+        ...
+
     def template_answer(self, request: ServeRequest, function: str | None, *, check_required: bool = True) -> TemplateAnswer:
         """The template tier's answer to ``request`` routed small with ``function``, or why there is none."""
         ...

@@ -84,7 +84,7 @@ def build_runtime(
         metrics=metrics,
         warmup_requests=s.warmup_requests,
         warmup_prompts=lambda: list(engine.recent_prompts),
-        max_new_tokens=s.max_new_tokens,
+        max_new_tokens=settings.small_answer_tokens,
         drain_timeout_s=s.drain_timeout_s,
     )
     return ServingRuntime(settings, generator, large_model, versions, metrics, shadow, engine, swapper)

@@ -4,7 +4,8 @@ Accuracy is the AST match of :func:`~odia_stream.evaluation.ast_match` (function
 required arguments present, no unknown arguments, values equal after light normalisation).
 A generation that does not parse, or names a tool that is not offered, counts as a miss.
 A candidate is promoted only when its accuracy reaches the gate and is not below the serving
-version's accuracy on the same records.
+version's accuracy on the same records; it is then trusted only with the functions whose own
+accuracy is high enough (:func:`trusted_functions`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from odia_stream.evaluation import ast_match
 from odia_stream.generation.calls import call_from, request_for
 from odia_stream.generation.protocol import AdapterRef, SmallGenerator
 from odia_stream.prompting import PromptOptions, render_prompt
+from odia_stream.stats import wilson_lower_bound
 from odia_stream.training.dataset import TrainingRecord
 
 
@@ -59,8 +61,10 @@ async def evaluate_generator(
     *,
     batch_size: int = 8,
     keep_examples: int = 5,
+    max_new_tokens: int | None = None,
 ) -> EvalReport:
-    """Generate a call for every record with ``adapter`` (``None`` = base model zero-shot) and score it."""
+    """Generate a call for every record with ``adapter`` (``None`` = base model zero-shot) and score
+    it; ``max_new_tokens`` as serving limits an answer (``OdiaSettings.small_answer_tokens``)."""
     correct = 0
     reasons: Counter[str] = Counter()
     per_fn: dict[str, list[int]] = {}
@@ -68,8 +72,9 @@ async def evaluate_generator(
     examples: list[dict[str, str]] = []
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
-        prompts = [render_prompt(r.tools, r.history, r.query, options) for r in chunk]
-        results = await generator.generate([request_for(p, adapter) for p in prompts])
+        # The record's function is given, as the router gives it in serving (format 2).
+        prompts = [render_prompt(r.tools, r.history, r.query, options, r.call.name) for r in chunk]
+        results = await generator.generate([request_for(p, adapter, max_new_tokens) for p in prompts])
         for record, prompt, result in zip(chunk, prompts, results, strict=True):
             total_ms += result.ms / len(chunk)
             checked = call_from(result, prompt, check_required=False)
@@ -97,6 +102,17 @@ async def evaluate_generator(
         mean_ms=total_ms / len(records) if records else 0.0,
         examples=examples,
     )
+
+
+def trusted_functions(report: EvalReport, target: float, z: float) -> tuple[str, ...]:
+    """The functions whose held-out accuracy in ``report`` has a Wilson lower bound (at ``z``) at
+    or above ``target``: what the small model may be sent (a function without eval records is not).
+
+    >>> r = EvalReport("v", 60, 52, {}, {"play": (40, 40), "stop": (12, 20)}, 0.0)
+    >>> trusted_functions(r, 0.9, 1.645)
+    ('play',)
+    """
+    return tuple(sorted(f for f, (ok, n) in report.by_function.items() if n and wilson_lower_bound(ok, n, z) >= target))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,17 +23,18 @@ from odia_stream.generation.adapter_digest import adapter_sha256
 from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
 from odia_stream.clustering.views import LearnerView
 from odia_stream.generation.protocol import AdapterRef, SmallGenerator
-from odia_stream.prompting import PROMPT_FORMAT_VERSION, render_record
+from odia_stream.prompting import prompt_format_version, render_record
 from odia_stream.settings import OdiaSettings
 from odia_stream.training.dataset import TrainingSet, build_training_set
-from odia_stream.training.gate import EvalReport, GateDecision, evaluate_generator, gate
+from odia_stream.training.gate import EvalReport, GateDecision, evaluate_generator, gate, trusted_functions
 from odia_stream.training.lora import LoraTrainResult, TrainingExample, train_lora
 from schemas import ModelUpdate, RetrainTrigger
 
 log = logging.getLogger("odia.trainer")
 
-#: Builds the router paired with a promoted adapter: (learner snapshot, adapter version) → router version.
-RouterBuilder = Callable[[LearnerView, str], str]
+#: Builds the router paired with a promoted adapter:
+#: ``(learner snapshot, adapter version, functions the adapter is trusted with) -> router version``.
+RouterBuilder = Callable[[LearnerView, str, Collection[str] | None], str]
 
 RoundStatus = Literal["promoted", "rejected", "skipped"]
 
@@ -51,6 +52,8 @@ class RoundOutcome:
     current: EvalReport | None = None
     entry: AdapterEntry | None = None
     update: ModelUpdate | None = None
+    #: The functions the promoted adapter is trusted with (its paired router sends it no other).
+    trusted: tuple[str, ...] = ()
 
 
 def training_examples(training_set: TrainingSet, settings: OdiaSettings) -> list[TrainingExample]:
@@ -120,26 +123,31 @@ class TrainingRound:
         log.info("gate: %s", decision.reason)
         if not decision.promote:
             return RoundOutcome("rejected", decision.reason, Path(), ts, trained, candidate, current)
+        trusted = trusted_functions(
+            candidate, self.settings.trainer.function_accuracy_target, self.settings.router.calibration_z
+        )
+        log.info("adapter trusted with %d of %d functions: %s", len(trusted), len(candidate.by_function),
+                 ", ".join(trusted) or "none (only the template tier answers without the large model)")
         metrics = {
             "eval_accuracy": round(candidate.accuracy, 6),
+            "trusted_functions": float(len(trusted)),
             "eval_records": float(candidate.records),
             "train_records": float(len(examples)),
             "train_steps": float(trained.steps),
             "final_loss": round(trained.losses[-1], 6) if trained.losses else float("nan"),
-            "prompt_format_version": float(PROMPT_FORMAT_VERSION),
         }
         if current is not None:
             metrics["serving_eval_accuracy"] = round(current.accuracy, 6)
         entry = self.registry.register(
             trained.adapter_dir, base_model=self.generator.base_model, eval_metrics=metrics,
-            parent=serving.version if serving else None,
+            parent=serving.version if serving else None, prompt_format=prompt_format_version(self.settings.prompt),
         )
-        router_version = self.router_builder(view, entry.version) if self.router_builder else None
+        router_version = self.router_builder(view, entry.version, trusted) if self.router_builder else None
         self.registry.promote(entry.version)
         update = AdapterRegistry.to_model_update(
             entry, self.settings.generator.name, previous_version=serving.version if serving else None
         ).model_copy(update={"router_version": router_version})
-        return RoundOutcome("promoted", decision.reason, Path(), ts, trained, candidate, current, entry, update)
+        return RoundOutcome("promoted", decision.reason, Path(), ts, trained, candidate, current, entry, update, trusted)
 
     async def _evaluate(
         self, ts: TrainingSet, candidate: AdapterRef, serving: AdapterEntry | None
@@ -147,15 +155,22 @@ class TrainingRound:
         bs = self.settings.trainer.eval_batch_size
         await self.generator.load_adapter(candidate)
         try:
-            cand = await evaluate_generator(self.generator, ts.eval, self.settings.prompt, candidate, batch_size=bs)
+            cand = await evaluate_generator(self.generator, ts.eval, self.settings.prompt, candidate, batch_size=bs,
+                                            max_new_tokens=self.settings.small_answer_tokens)
         finally:
             await self.generator.unload_adapter(candidate.version)
         current = None
-        if serving is not None:
+        fmt = prompt_format_version(self.settings.prompt)
+        if serving is not None and serving.prompt_format != fmt:
+            # Asked in a format it was not trained on, it would score unfairly low; serving refuses it anyway.
+            log.info("serving adapter %s is in prompt format %d, not %d: not compared", serving.version,
+                     serving.prompt_format, fmt)
+        elif serving is not None:
             ref = serving.ref()
             if ref.version not in self.generator.loaded_versions():
                 await self.generator.load_adapter(ref)
-            current = await evaluate_generator(self.generator, ts.eval, self.settings.prompt, ref, batch_size=bs)
+            current = await evaluate_generator(self.generator, ts.eval, self.settings.prompt, ref, batch_size=bs,
+                                               max_new_tokens=self.settings.small_answer_tokens)
         return cand, current
 
     # -- report ----------------------------------------------------------------------------------
@@ -181,6 +196,7 @@ class TrainingRound:
                 "stop_reason": outcome.train.stop_reason,
             },
             "candidate_eval": outcome.candidate.as_dict() if outcome.candidate else None,
+            "trusted_functions": list(outcome.trusted),
             "serving_eval": outcome.current.as_dict() if outcome.current else None,
             "model_update": json.loads(outcome.update.model_dump_json()) if outcome.update else None,
         }

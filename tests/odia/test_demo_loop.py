@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 def test_reduced_demo_produces_a_sane_report(settings: OdiaSettings, tmp_path: Path) -> None:
     sizes = DemoSizes(
         events=1500, held_out=40, train_steps=4, train_minutes=8, request_rate=20, trigger_examples=150,
-        timeout_s=1500, gate=0.0, router_precision=0.9,
+        timeout_s=1500, gate=0.0, function_trust=0.0, router_precision=0.9,
         # This checks the report, not speed: 20 small requests queued at 20/s behind one CPU generator
         # all outlasted the demo's 20 s budget on a loaded 2-core CI machine (coverage 0, every one
         # escalated:timeout). The speed of the small path is issues 14/15, measured by the demo itself; so

@@ -18,6 +18,7 @@ from odia.bench.serve_bench import build_router_snapshot
 from odia_stream.generation.adapter_digest import version_of
 from odia_stream.generation.protocol import AdapterRef
 from odia_stream.generation.vllm_generator import VllmGenerator
+from odia_stream.prompting import PROMPT_FORMAT_VERSION
 from odia_stream.serving import resolve_backend
 from odia_stream.settings import OdiaSettings
 from schemas import ModelUpdate
@@ -69,6 +70,7 @@ def _update(ref: AdapterRef, router_version: str, previous: str | None = None) -
         base_model=ref.base_model,
         router_version=router_version,
         previous_version=previous,
+        prompt_format=PROMPT_FORMAT_VERSION,  # a random adapter, announced in the serving format
     )
 
 

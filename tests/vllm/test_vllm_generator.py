@@ -16,6 +16,7 @@ import pytest_asyncio
 
 from odia_stream.evaluation.call_validation import validate_call
 from odia_stream.generation.base_model import base_model_id
+from odia_stream.generation.calls import request_for
 from odia_stream.generation.protocol import (
     AdapterBaseMismatch,
     AdapterError,
@@ -125,6 +126,16 @@ async def test_structured_output_yields_valid_calls(
     assert all(r.finish_reason == "stop" for r in results)
     _check_valid(both, [r.text for r in results], snips_sample)
     assert all(r.text.startswith("<tool_call>\n{") for r in results[4:])
+    # Prompt format 2 (the router's function given): the grammar holds the output to that function's
+    # arguments object, within the budget its schema allows (request_for).
+    given = [render_prompt(ev.tools, ev.history, ev.query, KEYED, ev.call.name) for ev in snips_sample if ev.call]
+    requests = [dataclasses.replace(request_for(p, None), json_schema=bound_strings(p.output_schema)) for p in given]
+    assert all(r.max_new_tokens is not None and r.max_new_tokens < 256 for r in requests)
+    results = await generator.generate(requests)
+    for prompt, req, r in zip(given, requests, results, strict=True):
+        assert r.finish_reason == "stop" and r.text.startswith("{") and r.output_tokens <= req.max_new_tokens, r
+        call = parse_output(r.text, prompt)
+        assert call.name == prompt.function and validate_call(call, list(prompt.tools), check_required=False).ok
 
 
 async def test_without_schema_the_prefix_is_forced(
@@ -158,7 +169,7 @@ async def test_adapters_load_serve_and_unload(
     a, b = make_adapter(1), make_adapter(2)
     pairs = [
         (p, dataclasses.replace(r, json_schema=bound_strings(r.json_schema)))
-        for p, r in _requests(snips_sample[:4], KEYED, '{"')
+        for p, r in _requests(snips_sample[:3], KEYED, '{"')
     ]
     plain = [r for _, r in pairs]
     base_alone = [r.text for r in await generator.generate(plain)]
@@ -177,14 +188,14 @@ async def test_adapters_load_serve_and_unload(
         r.text for r in await generator.generate(plain)
     ] == base_alone  # loaded adapters leave the base alone
     assert a_alone != base_alone and b_alone != a_alone  # each adapter really serves
-    _check_valid(pairs, a_alone, snips_sample[:4])
-    _check_valid(pairs, b_alone, snips_sample[:4])
+    _check_valid(pairs, a_alone, snips_sample[:3])
+    _check_valid(pairs, b_alone, snips_sample[:3])
 
     n = len(plain)
     mixed = await generator.generate(plain + with_a + with_b)  # one batch, three models
     assert [r.adapter_version for r in mixed] == [None] * n + [a.version] * n + [b.version] * n
     for i in range(3):
-        _check_valid(pairs, [r.text for r in mixed[i * n : (i + 1) * n]], snips_sample[:4])
+        _check_valid(pairs, [r.text for r in mixed[i * n : (i + 1) * n]], snips_sample[:3])
 
     await generator.unload_adapter(a.version)
     assert generator.loaded_versions() == [b.version]

@@ -148,7 +148,8 @@ async def test_http_generator_loads_serves_and_unloads_adapters_at_run_time(
     adapter = make_adapter(11)
     with pytest.raises(AdapterIntegrityError):
         await http_generator.load_adapter(dataclasses.replace(adapter, sha256="f" * 64))
-    prompts = [render_prompt(ev.tools, [], ev.query, PromptSettings()) for ev in snips_sample]
+    events = snips_sample[:4]
+    prompts = [render_prompt(ev.tools, [], ev.query, PromptSettings()) for ev in events]
     plain = [
         GenerationRequest(messages=p.messages, json_schema=bound_strings(p.output_schema)) for p in prompts
     ]
@@ -160,7 +161,7 @@ async def test_http_generator_loads_serves_and_unloads_adapters_at_run_time(
     tuned = await http_generator.generate([dataclasses.replace(r, adapter=adapter) for r in plain])
     assert all(r.adapter_version == adapter.version for r in tuned)
     assert [r.text for r in tuned] != base
-    for prompt, ev, res in zip(prompts, snips_sample, tuned, strict=True):
+    for prompt, ev, res in zip(prompts, events, tuned, strict=True):
         assert validate_call(parse_output(res.text, prompt), list(ev.tools), check_required=False).ok
 
     await http_generator.unload_adapter(adapter.version)

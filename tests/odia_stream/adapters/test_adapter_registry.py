@@ -20,6 +20,7 @@ from odia_stream.adapters.registry import (
     path_from_uri,
     registry_root,
 )
+from odia_stream.prompting import PROMPT_FORMAT_VERSION
 from odia_stream.settings import OdiaSettings, TrainerSettings
 from schemas import ModelUpdate
 
@@ -191,6 +192,13 @@ def test_model_update_carries_the_entry(registry: AdapterRegistry, tmp_path: Pat
     assert update.previous_version == "a-000000000001"
     assert path_from_uri(update.adapter_uri) == a.path.resolve()
     assert ModelUpdate.model_validate_json(update.model_dump_json()) == update
+    # The prompt format it was trained on travels with it; records from before the field read as 1.
+    assert a.prompt_format == update.prompt_format == PROMPT_FORMAT_VERSION == 2
+    old = json.loads(update.model_dump_json())
+    del old["prompt_format"]
+    assert ModelUpdate.model_validate(old).prompt_format == 1
+    b = registry.register(make_adapter(tmp_path / "b", b"v1"), base_model="m", prompt_format=1)
+    assert registry.get(b.version).prompt_format == registry.to_model_update(b, "small").prompt_format == 1
 
 
 def test_registry_root_setting(tmp_path: Path) -> None:

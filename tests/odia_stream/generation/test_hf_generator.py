@@ -78,7 +78,8 @@ async def test_base_generation_is_greedy_and_reports_its_cost(generator: HFGener
     assert r.text and r.text == again[0].text
     assert r.adapter_version is None and r.prompt_tokens > 10 and 1 <= r.output_tokens <= 30 and r.ms > 0
     assert r.finish_reason in ("stop", "length")
-    assert (r.finish_reason == "length") == (r.output_tokens == 30)
+    assert r.finish_reason == "stop" or r.output_tokens == 30  # cut by the token budget
+    assert r.output_tokens == 30 or r.finish_reason == "stop"  # or ended (end of turn, closed object)
 
 
 @async_test
@@ -86,6 +87,17 @@ async def test_assistant_prefix_starts_the_turn(generator: HFGenerator) -> None:
     prefix = '{"name": "'
     (r,) = await generator.generate([request(QUERIES[1], assistant_prefix=prefix, max_new_tokens=12)])
     assert r.text.startswith(prefix) and len(r.text) > len(prefix)
+
+
+@async_test
+async def test_a_row_stops_as_soon_as_its_json_object_closes(generator: HFGenerator) -> None:
+    # The prefix already closes the object: the row stops after one token, beside a row that goes on.
+    closed, open_ = await generator.generate([
+        request(QUERIES[1], assistant_prefix='{"a":1}', max_new_tokens=20),
+        request(QUERIES[0], max_new_tokens=20),
+    ])
+    assert (closed.text, closed.finish_reason) == ('{"a":1}', "stop")
+    assert closed.output_tokens <= 2 < open_.output_tokens  # one token, and the padding counted as its end
 
 
 @async_test

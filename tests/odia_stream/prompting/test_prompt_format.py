@@ -19,8 +19,8 @@ from odia_stream.prompting import OutputParseError, PromptOptions, UnknownArgume
 from schemas import FCLogEvent, FunctionCall
 
 ALL_OPTIONS = [
-    PromptOptions(compact_schemas=c, alias_arguments=a, no_output_prefix=n)
-    for c, a, n in itertools.product([True, False], repeat=3)
+    PromptOptions(function_given=g, compact_schemas=c, alias_arguments=a, no_output_prefix=n)
+    for g, c, a, n in itertools.product([True, False], repeat=4)
 ]
 
 
@@ -34,7 +34,7 @@ def records(snips_events: list[FCLogEvent], hammerbench_events: list[FCLogEvent]
 @pytest.mark.parametrize(
     "options",
     ALL_OPTIONS,
-    ids=lambda o: f"c{o.compact_schemas:d}a{o.alias_arguments:d}n{o.no_output_prefix:d}",
+    ids=lambda o: f"g{o.function_given:d}c{o.compact_schemas:d}a{o.alias_arguments:d}n{o.no_output_prefix:d}",
 )
 def test_target_round_trips_and_fits_the_output_schema(
     records: list[FCLogEvent], options: PromptOptions
@@ -50,11 +50,15 @@ def test_target_round_trips_and_fits_the_output_schema(
             continue
         prompt, target = prompting.render_record(ev, options)
         assert prompting.parse_output(target, prompt) == call, (ev.event_id, target)
-        body = target.removeprefix("<tool_call>\n").removesuffix("\n</tool_call>")
-        assert (body != target) == (not options.no_output_prefix)
-        obj = json.loads(body)
-        written = obj[call.name] if options.no_output_prefix else obj["arguments"]
-        assert next(iter(obj)) == (call.name if options.no_output_prefix else "name")
+        assert prompt.format_version == prompting.prompt_format_version(options)
+        if options.function_given:  # format 2: only the arguments object, whatever the call style
+            obj = written = json.loads(target)
+        else:
+            body = target.removeprefix("<tool_call>\n").removesuffix("\n</tool_call>")
+            assert (body != target) == (not options.no_output_prefix)
+            obj = json.loads(body)
+            written = obj[call.name] if options.no_output_prefix else obj["arguments"]
+            assert next(iter(obj)) == (call.name if options.no_output_prefix else "name")
         # Arguments are written in the schema's order (constrained decoders emit properties in it).
         declared = [k for k in prompt.aliases.mapping(call.name) if k in call.arguments]
         assert list(written) == [prompt.aliases.alias(call.name, k) for k in declared]
@@ -165,7 +169,7 @@ def test_any_argument_values_round_trip(snips_events: list[FCLogEvent], data: st
     args = data.draw(st.dictionaries(st.sampled_from(tool.function.argument_names()), values, max_size=6))
     options = data.draw(st.sampled_from(ALL_OPTIONS))
     call = FunctionCall(name="BookRestaurant", arguments=args)
-    prompt = prompting.render_prompt(ev.tools, [], ev.query, options)
+    prompt = prompting.render_prompt(ev.tools, [], ev.query, options, "BookRestaurant")
     assert prompting.parse_output(prompting.render_target(call, prompt), prompt) == call
 
 
@@ -226,3 +230,57 @@ def test_bad_input_gets_clear_errors(snips_events: list[FCLogEvent]) -> None:
         prompting.render_prompt(ev.tools, [], "  ", PromptOptions())
     with pytest.raises(ValueError, match="no tools offered"):
         prompting.render_prompt([], [], "hello", PromptOptions())
+
+
+def test_with_the_function_given_the_prompt_shows_it_alone_and_its_system_part_is_shared(
+    records: list[FCLogEvent], snips_events: list[FCLogEvent]
+) -> None:
+    options = PromptOptions()
+    assert options.function_given and prompting.prompt_format_version(options) == prompting.PROMPT_FORMAT_VERSION == 2
+    by_function: dict[str, list[dict[str, str]]] = {}
+    for ev in records:
+        assert ev.call is not None
+        # What serving renders for the router's function is what the trainer rendered for the record.
+        served = prompting.render_prompt(ev.tools, ev.history, ev.query, options, ev.call.name)
+        try:
+            trained, _ = prompting.render_record(ev, options)
+        except prompting.UnknownArgumentError:
+            continue
+        assert served.messages == trained.messages and served.output_schema == trained.output_schema
+        system = served.messages[0]["content"]
+        others = {t.name for t in ev.tools} - {ev.call.name}
+        assert ev.call.name in system and not any(f"\n{n}:" in system or system.startswith(f"{n}") for n in others)
+        assert set(served.output_schema["properties"]) == set(served.aliases.mapping(ev.call.name).values())
+        if not ev.history:
+            by_function.setdefault(ev.call.name, []).append(served.messages[0])
+    # Every request of a function (without conversation context) starts with the same system
+    # message: an engine caches that prefix once per function.
+    shared = [msgs for msgs in by_function.values() if len(msgs) > 1]
+    assert shared and all(m == msgs[0] for msgs in shared for m in msgs)
+    # Much shorter than the all-tools prompt of format 1.
+    ev = next(e for e in snips_events if e.call and e.call.name == "PlayMusic")
+    one = prompting.render_prompt(ev.tools, [], ev.query, options, "PlayMusic")
+    every = prompting.render_prompt(ev.tools, [], ev.query, options)
+    assert every.format_version == 1 and len(one.messages[0]["content"]) * 3 < len(every.messages[0]["content"])
+
+
+def test_with_the_function_given_the_output_is_its_arguments_only(snips_events: list[FCLogEvent]) -> None:
+    ev = snips_events[0]
+    prompt = prompting.render_prompt(ev.tools, [], ev.query, PromptOptions(), "GetWeather")
+    assert prompt.function == "GetWeather" and prompt.format_version == 2
+    want = FunctionCall(name="GetWeather", arguments={"city": "Paris"})
+    assert prompting.render_target(want, prompt) == '{"a":"Paris"}'
+    assert prompting.parse_output(' {"a":"Paris"}\n', prompt) == want
+    assert prompting.parse_output("{}", prompt) == FunctionCall(name="GetWeather")
+    # A format-1 call is read as an undeclared argument, which validation refuses (escalated).
+    keyed = prompting.parse_output('{"GetWeather":{"a":"Paris"}}', prompt)
+    assert not validate_call(keyed, ev.tools).ok
+    with pytest.raises(OutputParseError, match="JSON object"):
+        prompting.parse_output('["Paris"]', prompt)
+    with pytest.raises(ValueError, match="gives function 'GetWeather'"):
+        prompting.render_target(FunctionCall(name="PlayMusic"), prompt)
+    with pytest.raises(ValueError, match="'Nope' is not among the offered tools"):
+        prompting.render_prompt(ev.tools, [], ev.query, PromptOptions(), "Nope")
+    # With the option off the function is not given: the model chooses among every tool.
+    off = prompting.render_prompt(ev.tools, [], ev.query, PromptOptions(function_given=False), "GetWeather")
+    assert off.function is None and off.format_version == 1

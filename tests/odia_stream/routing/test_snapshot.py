@@ -104,6 +104,26 @@ def test_adapter_functions_limit_what_routes_small(shop: Built, embedder: Embedd
     assert any(d.route == "small" for d in decisions)
 
 
+def test_model_functions_limit_what_the_small_model_is_sent_not_what_routes_small(
+    shop: Built, embedder: Embedder, tmp_path: Path
+) -> None:
+    """Per-function trust (issue 14): the adapter answers only the functions it was accurate on;
+    routing (and so the template tier) is unchanged, and the set travels with the snapshot."""
+    trusted = build_snapshot(shop.learner, shop.settings, embedder, model_functions={"get_weather"})
+    assert trusted.model_functions == ("get_weather",) and shop.snapshot.model_functions is None
+    loaded = load_snapshot(write_snapshot(trusted, tmp_path).path)
+    assert loaded.model_functions == ("get_weather",)
+    assert write_snapshot(trusted, tmp_path).version != write_snapshot(shop.snapshot, tmp_path).version
+    requests = [request_of(e) for e in shop_events(seed=2)]
+    router, open_ = Router(loaded, embedder, shop.settings.router), Router(shop.snapshot, embedder, shop.settings.router)
+    routed = [(d.route, d.function) for d in router.decide_many(requests)]
+    assert routed == [(d.route, d.function) for d in open_.decide_many(requests)]
+    small = {f for route, f in routed if route == "small"}
+    assert "get_weather" in small and len(small) > 1
+    assert {f for f in small if router.model_answers(f)} == {"get_weather"}
+    assert all(open_.model_answers(f) for f in small) and not router.model_answers(None)
+
+
 def test_a_read_only_view_of_the_state_gives_the_same_snapshot(shop: Built, embedder: Embedder, tmp_path: Path) -> None:
     from odia_stream.clustering.factory import open_learner_view
 

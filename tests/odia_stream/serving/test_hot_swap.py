@@ -92,9 +92,13 @@ async def test_a_failed_verification_keeps_the_current_version(
     assert other_scheme.status == "failed"
     other_base = await swapper.apply(_update(v2, base_model="some-other-model"))
     assert other_base.status == "ignored"
+    # An adapter trained on the old prompt format (the model chose the function) is refused, not misused.
+    old_format = await swapper.apply(_update(v2, prompt_format=1))
+    assert old_format.status == "failed" and "trained on prompt format 1" in old_format.reason
+    assert "renders format 2" in old_format.reason
     assert versions.current.adapter_version == v1.version
     assert hf_generator.loaded_versions() == [v1.version]
-    assert metrics.value("odia_serving_swaps_total", {"status": "failed"}) == 3
+    assert metrics.value("odia_serving_swaps_total", {"status": "failed"}) == 4
     assert metrics.value("odia_serving_swaps_total", {"status": "ignored"}) == 1
     again = await swapper.apply(_update(v1))
     assert again.status == "unchanged"

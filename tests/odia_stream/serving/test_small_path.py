@@ -21,7 +21,7 @@ from odia_stream.large_model.protocol import LargeModelAnswer, LargeModelError
 from odia_stream.prompting import render_prompt
 from odia_stream.prompting.format import render_target
 from odia_stream.routing.template_tier import TemplateAnswer
-from odia_stream.serving.engine import ServeEngine
+from odia_stream.serving.engine import FUNCTION_NOT_TRUSTED, ServeEngine
 from odia_stream.serving.small_path import (
     HEDGED,
     SMALL_BUSY,
@@ -71,7 +71,12 @@ class _Router:
     def decide(self, request: ServeRequest) -> _Decision:
         if request.query.startswith("large"):
             return _Decision("large", None, "below_threshold")
+        if request.query.startswith("untrusted"):  # a function the adapter is not trusted with
+            return _Decision("small", "stop_music", "cluster_match", "c2")
         return _Decision("small", CALL.name, "cluster_match", "c1")
+
+    def model_answers(self, function: str | None) -> bool:
+        return function == CALL.name
 
     def template_answer(self, request: ServeRequest, function: str | None, *, check_required: bool = True
                         ) -> TemplateAnswer:
@@ -109,7 +114,7 @@ class _ScriptedSmall:
             raise
         finally:
             self.in_flight -= 1
-        prompt = render_prompt([TOOL], [], "play yesterday", _settings().prompt)
+        prompt = render_prompt([TOOL], [], "play yesterday", _settings().prompt, CALL.name)  # as serving renders
         text = self.text if self.text is not None else render_target(CALL, prompt)
         return [GenerationResult(text=text, adapter_version="a1", prompt_tokens=10, output_tokens=5, ms=1.0)
                 for _ in requests]
@@ -255,6 +260,16 @@ async def test_a_small_answer_within_the_hedge_delay_never_calls_the_large_model
     r = await engine.answer(_request(1))
     assert (r.served_by, r.call) == ("small", CALL)
     assert large.calls == 0 and engine.metrics.value("odia_serving_hedges_total", {"winner": "small"}) == 0
+
+
+async def test_a_function_the_adapter_is_not_trusted_with_goes_large_without_the_small_model() -> None:
+    small, large = _ScriptedSmall(), _ScriptedLarge(delay_s=0.01)
+    engine = _engine(small, large)
+    r = await engine.answer(_request(1, "untrusted: stop the music"))
+    assert r.served_by == "large" and r.route_reason == FUNCTION_NOT_TRUSTED
+    assert small.started == 0 and large.calls == 1
+    trusted = await engine.answer(_request(2))
+    assert trusted.served_by == "small" and small.started == 1
 
 
 async def test_hedge_large_wins_and_the_small_generation_is_cancelled() -> None:
