@@ -110,7 +110,8 @@ def test_gate_rules() -> None:
 
 
 def test_a_model_update_the_broker_did_not_take_is_published_again_once_it_can(
-    settings: OdiaSettings, tmp_path: Path, read_topic: Callable[..., list], monkeypatch: pytest.MonkeyPatch
+    settings: OdiaSettings, tmp_path: Path, read_topic: Callable[..., list], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Issue 17: the trainer's producer survives a broker outage. An update that is not
     acknowledged is reported (False, logged), expired from the producer's queue, and delivered
@@ -131,7 +132,9 @@ def test_a_model_update_the_broker_did_not_take_is_published_again_once_it_can(
     monkeypatch.setattr(trainer_worker, "PUBLISH_TIMEOUT_S", 1.0)
     worker.producer = make_producer(dead, {"enable.idempotence": True, "message.timeout.ms": 1000})
     assert worker.publish(update) is False
-    assert len(worker.producer) == 0, "the undelivered copy expired: nothing left to arrive later"
+    # The producer reported the message expired (its delivery report, not our deadline): librdkafka
+    # will not deliver that copy later. (len(producer) may still count its own connection requests.)
+    assert "Message timed out" in caplog.text, caplog.text
     worker.producer = real
     gc.collect()  # the dead-address producer goes now, not with its reconnect logs at session end
     assert worker.publish(update) is True

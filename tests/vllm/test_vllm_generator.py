@@ -130,7 +130,7 @@ async def test_structured_output_yields_valid_calls(
     # arguments object, within the budget its schema allows (request_for).
     given = [render_prompt(ev.tools, ev.history, ev.query, KEYED, ev.call.name) for ev in snips_sample if ev.call]
     requests = [dataclasses.replace(request_for(p, None), json_schema=bound_strings(p.output_schema)) for p in given]
-    assert all(r.max_new_tokens is not None and r.max_new_tokens < 256 for r in requests)
+    assert all(r.max_new_tokens is not None for r in requests)  # the schema's budget (json_stop)
     results = await generator.generate(requests)
     for prompt, req, r in zip(given, requests, results, strict=True):
         assert r.finish_reason == "stop" and r.text.startswith("{") and r.output_tokens <= req.max_new_tokens, r
