@@ -435,6 +435,10 @@ class TemplateTierSettings(BaseModel):
     #: Distinct observations (argument explanations) counted per template and function; calls
     #: beyond them count against every program of the template.
     max_observations: int = Field(default=64, ge=1)
+    #: A program whose own evidence is too thin may be valid by its family's: the templates of its
+    #: app that call the same function with the same argument sources, pooled (off: each template
+    #: needs its own lower bound at the target, ~270 agreeing answers at 0.99).
+    pool_families: bool = True
 
 
 class DeadLetterSettings(BaseModel):

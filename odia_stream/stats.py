@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["wilson_lower_bound"]
+__all__ = ["wilson_lower_bound", "wilson_upper_bound"]
 
 
 def wilson_lower_bound(successes: int, total: int, z: float = 1.96) -> float:
@@ -22,3 +22,16 @@ def wilson_lower_bound(successes: int, total: int, z: float = 1.96) -> float:
     centre = p + z2 / (2 * total)
     margin = z * math.sqrt(p * (1 - p) / total + z2 / (4 * total * total))
     return max(0.0, (centre - margin) / (1 + z2 / total))
+
+
+def wilson_upper_bound(successes: int, total: int, z: float = 1.96) -> float:
+    """Upper end of the Wilson score interval for a proportion (1 when ``total`` is 0).
+
+    >>> round(wilson_upper_bound(4, 5, 1.645), 3)
+    0.954
+    >>> wilson_upper_bound(0, 0)
+    1.0
+    """
+    if total <= 0:
+        return 1.0
+    return 1.0 - wilson_lower_bound(total - successes, total, z)

@@ -26,6 +26,13 @@ class TemplateProgram(WireModel):
     lower_bound: float = Field(ge=0, le=1, description="Wilson lower bound of the agreement")
     live: bool = Field(description="Valid at the router's target precision and not a never-small function")
     reason: str = Field(default="", description="Why it is not live")
+    pooled: bool = Field(default=False, description="Valid by its family's evidence rather than its own")
+    family_templates: int = Field(
+        default=0, ge=0, description="Templates of its family (same app, function, argument sources); 0: none"
+    )
+    family_support: int = Field(default=0, ge=0, description="Answers counted for the family's templates")
+    family_agreement: int = Field(default=0, ge=0, description="Of those, calls their programs reproduce")
+    family_lower_bound: float = Field(default=0, ge=0, le=1, description="Wilson lower bound of the family's agreement")
 
 
 class ClusterState(WireModel):

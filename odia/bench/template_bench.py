@@ -197,8 +197,8 @@ def program_sweep(
     scope = learner.settings.scope
     prepared = [TemplatedQuery.of_record(ev, scope, learner.templater_of(ev.app)) for ev in events]
     rows = []
-    for target in targets:
-        programs = learner.template_programs(target=target, z=z)
+    for target, families in itertools.product(targets, (False, True)):
+        programs = learner.template_programs(target=target, z=z, pool=families)
         recorded, true = _Agreement(), _Agreement()
         missing_slot = 0
         for ev, q in zip(events, prepared, strict=True):
@@ -216,7 +216,9 @@ def program_sweep(
                 true.add(call, truth.records[ev.event_id].intended_call, ev.tools)
         rows.append({
             "target": target,
+            "families": families,
             "live_programs": sum(p.valid for p in programs.values()),
+            "pooled_programs": sum(p.pooled for p in programs.values()),
             "programs": len(programs),
             "share": recorded.answered / len(events) if events else 0.0,
             "missing_slot": missing_slot,
@@ -362,8 +364,9 @@ def plot(results: Sequence[dict[str, Any]], latencies: Sequence[Sequence[float]]
     for k, (name, field) in enumerate(series):
         right.bar(x + k * width, [r[field] for r in results], width, label=name)
     for j, target in enumerate(SWEEP_TARGETS):
-        right.bar(x + (len(series) + j) * width, [r["sweep"][j]["share"] for r in results], width,
-                  label=f"programs at {target}", alpha=0.55)
+        shares = [next(row["share"] for row in r["sweep"] if row["target"] == target and row["families"])
+                  for r in results]
+        right.bar(x + (len(series) + j) * width, shares, width, label=f"programs at {target} (families)", alpha=0.55)
     right.axhline(SYNTHETIC_SHARE_TARGET, color="grey", linestyle="--", linewidth=0.8,
                   label=f"synthetic share target {SYNTHETIC_SHARE_TARGET:.0%}")
     right.set_xticks(x + 0.4 - width / 2, [r["label"] for r in results], fontsize=8)
@@ -399,12 +402,14 @@ def print_tables(report: Mapping[str, Any], console: Console) -> None:
     ft.add_row("[dim](routed large, live program)[/]",
                *[str(r["routed_large_with_live_program"]) for r in report["datasets"]])
     console.print(ft)
-    st = Table("dataset", "target", "live programs", "share", "agreement (AST)", "agreement (exact)", "vs truth (exact)",
-               title="Programs live at each target (learner only, no router)")
+    st = Table("dataset", "target", "evidence", "live programs (by family)", "share", "agreement (AST)",
+               "agreement (exact)", "vs truth (exact)",
+               title="Programs live at each target (learner only, no router): own evidence, or with families")
     for r in report["datasets"]:
         for row in r["sweep"]:
             tr = row["agreement_truth"]["exact"] if row["agreement_truth"] else None
-            st.add_row(r["label"], f"{row['target']}", f"{row['live_programs']} / {row['programs']}", _f(row["share"]),
+            st.add_row(r["label"], f"{row['target']}", "families" if row["families"] else "own",
+                       f"{row['live_programs']} ({row['pooled_programs']}) / {row['programs']}", _f(row["share"]),
                        _f(row["agreement"]["ast"], 4), _f(row["agreement"]["exact"], 4), _f(tr, 4))
     console.print(st)
     tt = Table("dataset", "target", "value", "verdict", title="Targets")

@@ -57,7 +57,10 @@ def program_rule(settings: OdiaSettings) -> ProgramRule:
     """When a template's argument program is live: the template tier's support, the router's
     target precision and confidence, and its never-small functions."""
     r = settings.router
-    return ProgramRule(settings.templates.min_support, r.target_precision, r.calibration_z, frozenset(r.never_small))
+    return ProgramRule(
+        settings.templates.min_support, r.target_precision, r.calibration_z, frozenset(r.never_small),
+        pool=settings.templates.pool_families,
+    )
 
 
 def open_learner(settings: OdiaSettings, embedder: Embedder | None = None) -> OnlineClusterLearner:

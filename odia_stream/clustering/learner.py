@@ -62,7 +62,7 @@ from odia_stream.labels import NO_CALL, WilsonLabeler
 from odia_stream.settings import ClusteringSettings, TemplateTierSettings, TriggerSettings
 from odia_stream.store import ClusterIndex, ClusterPoint, EmbedderMismatchError, EmbedderSpec
 from odia_stream.templates import EntityDictionary, QueryTemplater, learn_from_call
-from odia_stream.templates.programs import ProgramRule, TemplateEvidence, observe
+from odia_stream.templates.programs import ProgramFamilies, ProgramRule, TemplateEvidence, observe
 from schemas import ClusterState, FCLogEvent, IngestSummary, RetrainTrigger
 
 log = logging.getLogger("odia.learner")
@@ -197,7 +197,9 @@ class OnlineClusterLearner(LearnerViews):
         self._dictionary_factory = dictionary_factory
         self.settings = clustering
         self.template_settings = templates if templates is not None else TemplateTierSettings()
-        self.program_rule = program_rule if program_rule is not None else ProgramRule(self.template_settings.min_support)
+        self.program_rule = program_rule if program_rule is not None else ProgramRule(
+            self.template_settings.min_support, pool=self.template_settings.pool_families
+        )
         self.trigger_policy = RetrainTriggerPolicy(triggers)
         self.cluster_distance = cluster_distance
         self.merge_distance = merge_distance
@@ -233,6 +235,8 @@ class OnlineClusterLearner(LearnerViews):
         for app, etype, value, count in self.db.entities():
             self.dictionary_of(app).add(etype, value, source="learned", count=count)
         self.template_evidence = self.db.template_evidence(self.template_settings.max_observations)
+        self.program_families = ProgramFamilies(self.program_rule.target, self.program_rule.z)
+        self._refresh_families(self.template_evidence)
         self.reconcile_index()
 
     @property
@@ -435,6 +439,7 @@ class OnlineClusterLearner(LearnerViews):
             else:
                 evidence.add(observe(ev.call.name, ev.call.arguments, q.template.slots, self.dictionary_of(ev.app)))
             touched.add(key)
+        self._refresh_families(touched)
         return touched
 
     def _embed_new_queries(self, new: dict[GroupKey, list[FCLogEvent]]) -> _NewQueries:

@@ -9,8 +9,8 @@ without touching the vector store.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from odia_stream.clustering.records import Cluster, QueryGroup
@@ -19,7 +19,7 @@ from odia_stream.keys import TemplatedQuery, TemplateKey, cluster_key, template_
 from odia_stream.labels import WilsonLabeler
 from odia_stream.settings import ClusteringSettings, TemplateTierSettings
 from odia_stream.templates import EntityDictionary, QueryTemplater
-from odia_stream.templates.programs import Program, ProgramRule, TemplateEvidence, best_program
+from odia_stream.templates.programs import Program, ProgramFamilies, ProgramRule, TemplateEvidence
 from schemas import ClusterState, TemplateProgram
 
 
@@ -69,6 +69,8 @@ class LearnerViews:
     template_evidence: dict[TemplateKey, TemplateEvidence]
     #: What makes a program live (the router's target precision and never-small functions).
     program_rule: ProgramRule
+    #: The templates' programs pooled per family (kept up to date with ``template_evidence``).
+    program_families: ProgramFamilies
 
     @property
     def embedder_id(self) -> str:  # pragma: no cover - overridden
@@ -139,13 +141,24 @@ class LearnerViews:
         """The published program of template ``text`` (shown as ``shown``), if it has one."""
         evidence = self.template_evidence.get((app, scope, text))
         program = self.program_rule.program(evidence) if evidence is not None else None
+        family = self.program_families.of(app, program) if self.program_rule.pool else None
+        if program is not None and family is not None:
+            program = self.program_rule.with_family(program, family)
         if program is None:
             return None
         live, reason = self.program_rule.live(program)
         return TemplateProgram(
             template=shown, function=program.function, sources=program.sources_text(), support=program.support,
             agreement=program.agreement, lower_bound=round(program.lower_bound, 6), live=live, reason=reason,
+            pooled=program.pooled, family_templates=program.family_templates, family_support=program.family_support,
+            family_agreement=program.family_agreement, family_lower_bound=round(program.family_lower_bound, 6),
         )
+
+    def _refresh_families(self, keys: Iterable[TemplateKey]) -> None:
+        """Count templates ``keys`` (their evidence changed) in their programs' families again."""
+        for key in keys:
+            evidence = self.template_evidence.get(key)
+            self.program_families.update(key, key[0], self.program_rule.program(evidence) if evidence else None)
 
     def template_clusters(self, min_queries: int = 2) -> list[TemplateCluster]:
         """Template clusters: queries with entities grouped by (scope, template) under the current
@@ -171,14 +184,20 @@ class LearnerViews:
             )
         return sorted(out, key=lambda t: (-t.size, t.template))
 
-    def template_programs(self, *, target: float, z: float) -> dict[TemplateKey, Program]:
+    def template_programs(self, *, target: float, z: float, pool: bool | None = None) -> dict[TemplateKey, Program]:
         """Every template's argument program (valid or not) for the router's ``target`` precision
-        at confidence ``z``; templates whose answers made no call have none."""
+        at confidence ``z``, judged with its family's evidence when ``pool`` (default: as the
+        learner's rule says); templates whose answers made no call have none."""
+        rule = replace(self.program_rule, target=target, z=z, pool=self.program_rule.pool if pool is None else pool)
+        own = {key: rule.program(evidence) for key, evidence in self.template_evidence.items()}
+        families = self.program_families
+        if rule.pool and (target, z) != (families.target, families.z):
+            families = rule.families(own)  # the kept families are those of the learner's own target
         out: dict[TemplateKey, Program] = {}
-        for key, evidence in self.template_evidence.items():
-            program = best_program(evidence, min_support=self.template_settings.min_support, target=target, z=z)
+        for key, program in own.items():
+            family = families.of(key[0], program) if rule.pool else None
             if program is not None:
-                out[key] = program
+                out[key] = rule.with_family(program, family) if family is not None else program
         return out
 
     def summary(self) -> LearnerSummary:
@@ -215,7 +234,9 @@ class LearnerView(LearnerViews):
         self.db = LearnerStateDB(db_path, read_only=True)
         self.settings = clustering
         self.template_settings = templates if templates is not None else TemplateTierSettings()
-        self.program_rule = program_rule if program_rule is not None else ProgramRule(self.template_settings.min_support)
+        self.program_rule = program_rule if program_rule is not None else ProgramRule(
+            self.template_settings.min_support, pool=self.template_settings.pool_families
+        )
         self.labeler = WilsonLabeler(clustering.simple_share, clustering.wilson_z, clustering.min_support)
         self._dictionary_factory = dictionary_factory
         self.dictionaries = {}
@@ -230,6 +251,8 @@ class LearnerView(LearnerViews):
         for app, etype, value, count in self.db.entities():
             self.dictionary_of(app).add(etype, value, source="learned", count=count)
         self.template_evidence = self.db.template_evidence(self.template_settings.max_observations)
+        self.program_families = ProgramFamilies(self.program_rule.target, self.program_rule.z)
+        self._refresh_families(self.template_evidence)
 
     @property
     def embedder_id(self) -> str:

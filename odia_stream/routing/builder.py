@@ -340,7 +340,7 @@ def live_programs(
     never = frozenset(rs.never_small)
     return tuple(
         ProgramEntry(app, scope, text, p.function, tuple(sorted(p.sources_text().items())), p.support, p.agreement,
-                     round(p.lower_bound, 9))
+                     round(p.lower_bound, 9), p.pooled, p.family_support, p.family_agreement)
         for (app, scope, text), p in sorted(state.template_programs(target=rs.target_precision, z=rs.calibration_z).items())
         if p.valid and routable(p.function) and p.function not in never
     )

@@ -84,7 +84,8 @@ class Router:
         for t in snapshot.templates:
             self.budget.seed(t.key, successes=float(t.dominant), total=float(t.size))
         for p in snapshot.programs:
-            self.budget.seed(p.key, successes=float(p.agreement), total=float(p.support))
+            agreed, support = p.prior
+            self.budget.seed(p.key, successes=float(agreed), total=float(support))
         self.templates = TemplateTier(
             snapshot.programs, dict(snapshot.dictionaries), never_small=settings.never_small, allows=self.budget.allows
         )

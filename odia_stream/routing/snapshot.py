@@ -122,6 +122,15 @@ class ProgramEntry(TemplateFunction):
     support: int
     agreement: int
     lower_bound: float
+    #: Valid by its family's pooled evidence (below), not its own; its error budget starts from it.
+    pooled: bool = False
+    family_support: int = 0
+    family_agreement: int = 0
+
+    @property
+    def prior(self) -> tuple[int, int]:
+        """``(agreement, support)`` its error budget starts from: its family's when it is pooled."""
+        return (self.family_agreement, self.family_support) if self.pooled else (self.agreement, self.support)
 
 
 @dataclass(frozen=True, eq=False)
@@ -226,7 +235,8 @@ def _content(s: RouterSnapshot, apps: list[str]) -> dict[str, Any]:
         "programs": [
             {"app": p.app, "scope": p.scope, "template": p.template, "function": p.function,
              "sources": dict(p.sources), "support": p.support, "agreement": p.agreement,
-             "lower_bound": round(p.lower_bound, 9)}
+             "lower_bound": round(p.lower_bound, 9), "pooled": p.pooled, "family_support": p.family_support,
+             "family_agreement": p.family_agreement}
             for p in s.programs
         ],
         "catalog": s.catalog.to_json(),
@@ -358,7 +368,10 @@ def load_snapshot(path: Path) -> RouterSnapshot:
         thresholds={k: _threshold_from(v) for k, v in c["thresholds"].items()}, dictionaries=dictionaries,
         programs=tuple(
             ProgramEntry(p["app"], p["scope"], p["template"], p["function"], tuple(sorted(p["sources"].items())),
-                         int(p["support"]), int(p["agreement"]), float(p["lower_bound"]))
+                         int(p["support"]), int(p["agreement"]), float(p["lower_bound"]),
+                         # Snapshots written before program families have no family fields.
+                         bool(p.get("pooled", False)), int(p.get("family_support", 0)),
+                         int(p.get("family_agreement", 0)))
             for p in c.get("programs", [])  # snapshots written before the template tier have none
         ),
         # Snapshots written before per-function trust have none: the model is sent any function.

@@ -25,6 +25,20 @@ large model gave for the template: a call of another function (or none) is a dis
 template whose function is uncertain gets no program. :meth:`Program.assemble` builds the call for a
 new query's slots.
 
+**Families.** A 0.99 lower bound needs ~270 agreeing answers of one template, so on its own
+evidence a rare template ("play <song> by <artist> on repeat") never qualifies, although it is
+answered exactly like its common siblings. Programs of one app that call the same function with
+the same argument sources form a *family* (:class:`ProgramFamilies`). Its members are those whose
+own answers do not speak against the target: the Wilson *upper* bound of their own agreement
+reaches it (one disagreement in five answers already rules a template out at 0.99). The members'
+pooled support and agreement, valid on their own or not, are the evidence of the *rule*
+"``play_song(song=<song>, artist=<artist>)``" over the traffic it would serve. With
+:attr:`ProgramRule.pool` (the default), a member whose own lower bound falls short is valid by its
+family (:attr:`Program.pooled`) when it has the minimum support, no unexplained argument, and the
+family (two templates or more) has a lower bound at the target. The precision that bound promises
+is over the family's traffic as a whole, like the router's promise over a cluster's; shadow checks
+then watch each program on its own.
+
     >>> from odia_stream.templates import EntityDictionary, QueryTemplater
     >>> d = EntityDictionary()
     >>> for t, v in [("song", "Lover"), ("artist", "Taylor Swift"), ("song", "Hello"), ("artist", "Adele")]:
@@ -42,25 +56,46 @@ new query's slots.
     (6, 6, True)
     >>> p.assemble(templater.template("play lover by adele").slots, d)
     {'artist': 'Adele', 'song': 'Lover', 'source': 'app'}
+
+A rare template with the same program borrows its family's evidence:
+
+    >>> rare = TemplateEvidence()
+    >>> for q in ["play Lover by Taylor Swift on repeat", "play hello by adele on repeat"] * 3:
+    ...     t = templater.template(q)
+    ...     song, artist = (d.get(ty, v).value for ty, v in t.slots)
+    ...     rare.add(observe("play_song", {"song": song, "artist": artist, "source": "app"}, t.slots, d))
+    >>> for _ in range(40):  # the common template, seen more often
+    ...     ev.add(observe("play_song", {"song": "Lover", "artist": "Taylor Swift", "source": "app"},
+    ...                    templater.template("play Lover by Taylor Swift").slots, d))
+    >>> rule = ProgramRule(min_support=5, target=0.9, z=1.645)
+    >>> families = rule.families({("app", "s", "common"): rule.program(ev), ("app", "s", "rare"): rule.program(rare)})
+    >>> alone = ProgramRule(min_support=5, target=0.9, z=1.645, pool=False).program(rare)
+    >>> alone.valid, round(alone.lower_bound, 3)
+    (False, 0.689)
+    >>> p = rule.program(rare, families.of("app", rule.program(rare)))
+    >>> p.valid, p.pooled, p.family_templates, p.family_support, round(p.family_lower_bound, 3)
+    (True, True, 2, 52, 0.951)
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, NamedTuple
 
-from odia_stream.stats import wilson_lower_bound
+from odia_stream.stats import wilson_lower_bound, wilson_upper_bound
 
 from .dictionary import EntityDictionary
 
 __all__ = [
     "ArgSource",
     "AssemblyError",
+    "FamilyEvidence",
     "Observation",
     "Program",
+    "ProgramFamilies",
     "ProgramRule",
     "TemplateEvidence",
     "best_program",
@@ -244,6 +279,14 @@ class Program:
     valid: bool
     #: Why the program is not valid (empty when it is).
     reason: str = ""
+    #: Valid by its family's evidence, not its own (see the module docstring).
+    pooled: bool = False
+    #: Its family's members (itself included), their answers and the answers its program reproduces
+    #: (0 when the family was not consulted).
+    family_templates: int = 0
+    family_support: int = 0
+    family_agreement: int = 0
+    family_lower_bound: float = 0.0
 
     def sources_text(self) -> dict[str, str]:
         """Each argument's source as text (``slot:song``, ``const:"app"``...)."""
@@ -295,19 +338,126 @@ def best_program(evidence: TemplateEvidence, *, min_support: int, target: float,
     return Program(function, chosen, support, agreement, bound, unexplained, not reason, reason)
 
 
+#: A program family: app, function and each argument's source.
+FamilyKey = tuple[str, str, tuple[tuple[str, ArgSource], ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyEvidence:
+    """The pooled evidence of one program family (see the module docstring)."""
+
+    templates: int
+    support: int
+    agreement: int
+
+
+class ProgramFamilies:
+    """Pooled support and agreement per program family at one target precision, kept up to date
+    one template at a time.
+
+    A template is a member of the family of its program (app, function, argument sources) when no
+    argument is unexplained and its own answers do not speak against the target (the Wilson upper
+    bound of its agreement at confidence ``z`` reaches ``target``): the members are the templates
+    the family's evidence may serve, and their support and agreement are pooled whether or not
+    each is valid on its own."""
+
+    def __init__(self, target: float, z: float) -> None:
+        self.target, self.z = target, z
+        self._member: dict[Hashable, tuple[FamilyKey, int, int]] = {}
+        self._sums: dict[FamilyKey, tuple[int, int, int]] = {}
+
+    @staticmethod
+    def key_of(app: str, program: Program | None) -> FamilyKey | None:
+        """The family of ``program`` (``None``: it has no program, or an unexplained argument)."""
+        if program is None or program.unexplained:
+            return None
+        return (app, program.function, program.sources)
+
+    def admits(self, program: Program) -> bool:
+        """Whether ``program``'s own answers leave the target possible (a member's condition)."""
+        return wilson_upper_bound(program.agreement, program.support, self.z) >= self.target
+
+    @classmethod
+    def build(
+        cls, programs: Mapping[tuple[str, str, str], Program | None], *, target: float, z: float
+    ) -> ProgramFamilies:
+        """The families of ``programs`` keyed by ``(app, scope, template)``."""
+        families = cls(target, z)
+        for key, program in programs.items():
+            families.update(key, key[0], program)
+        return families
+
+    def update(self, key: Hashable, app: str, program: Program | None) -> None:
+        """Count template ``key`` (of ``app``) in the family of its current ``program`` only."""
+        old = self._member.pop(key, None)
+        if old is not None:
+            family, support, agreement = old
+            templates, s, a = self._sums[family]
+            if templates == 1:
+                del self._sums[family]
+            else:
+                self._sums[family] = (templates - 1, s - support, a - agreement)
+        family = self.key_of(app, program)
+        if family is None or program is None or not self.admits(program):
+            return
+        self._member[key] = (family, program.support, program.agreement)
+        templates, s, a = self._sums.get(family, (0, 0, 0))
+        self._sums[family] = (templates + 1, s + program.support, a + program.agreement)
+
+    def of(self, app: str, program: Program | None) -> FamilyEvidence | None:
+        """The pooled evidence of ``program``'s family, if it has one."""
+        family = self.key_of(app, program)
+        sums = self._sums.get(family) if family is not None else None
+        return FamilyEvidence(*sums) if sums is not None else None
+
+    def __len__(self) -> int:
+        return len(self._sums)
+
+
 @dataclass(frozen=True)
 class ProgramRule:
-    """When a program is valid (:func:`best_program`'s thresholds) and live (valid, and its function
-    not in ``never``: functions the small path never answers)."""
+    """When a program is valid (:func:`best_program`'s thresholds, or its family's evidence when
+    ``pool``) and live (valid, and its function not in ``never``: functions the small path never
+    answers)."""
 
     min_support: int = 5
     target: float = 0.99
     z: float = 1.645
     never: frozenset[str] = frozenset()
+    #: Let a program whose own evidence is too thin be valid by its family's (module docstring).
+    pool: bool = True
 
-    def program(self, evidence: TemplateEvidence) -> Program | None:
-        """The template's program under this rule (``None`` when nothing was called)."""
-        return best_program(evidence, min_support=self.min_support, target=self.target, z=self.z)
+    def program(self, evidence: TemplateEvidence, family: FamilyEvidence | None = None) -> Program | None:
+        """The template's program under this rule (``None`` when nothing was called), judged with
+        its ``family``'s evidence too when the rule pools and one is given."""
+        program = best_program(evidence, min_support=self.min_support, target=self.target, z=self.z)
+        if program is None or family is None or not self.pool:
+            return program
+        return self.with_family(program, family)
+
+    def families(self, programs: Mapping[tuple[str, str, str], Program | None]) -> ProgramFamilies:
+        """The families of ``programs`` (keyed by ``(app, scope, template)``) at this rule's target."""
+        return ProgramFamilies.build(programs, target=self.target, z=self.z)
+
+    def with_family(self, program: Program, family: FamilyEvidence) -> Program:
+        """``program`` with its family's evidence: valid by it where its own falls short and the
+        module docstring's conditions hold; otherwise the same validity, the reason extended."""
+        bound = wilson_lower_bound(family.agreement, family.support, self.z)
+        shown = replace(program, family_templates=family.templates, family_support=family.support,
+                        family_agreement=family.agreement, family_lower_bound=bound)
+        if program.valid or program.unexplained or program.support < self.min_support:
+            return shown
+        own_upper = wilson_upper_bound(program.agreement, program.support, self.z)
+        if own_upper < self.target:
+            why = f"its own upper bound {own_upper:.4f} is below {self.target} (not pooled with its family)"
+        elif family.templates < 2:
+            why = "no other template of its family to pool with"
+        elif bound < self.target:
+            why = (f"its family's ({family.templates} templates, {family.agreement}/{family.support}) lower bound "
+                   f"{bound:.4f} is below {self.target} too")
+        else:
+            return replace(shown, valid=True, pooled=True, reason="")
+        return replace(shown, reason=f"{program.reason}; {why}")
 
     def live(self, program: Program) -> tuple[bool, str]:
         """Whether ``program`` may answer, and why not."""

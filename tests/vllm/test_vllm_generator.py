@@ -162,15 +162,15 @@ async def test_adapters_load_serve_and_unload(
     generator: VllmGenerator,
     make_adapter: MakeAdapter,
     snips_sample: list[FCLogEvent],
-    bound_strings: Callable[[Any], Any],
+    bound_strings: Callable[..., Any],
 ) -> None:
     # Greedy outputs are compared between batches of the same composition only: batching changes
-    # the bf16 arithmetic, so one request alone and in a batch may differ in late tokens.
+    # the bf16 arithmetic, so one request alone and in a batch may differ in late tokens. Random
+    # adapters write noise until a string's bound: short bounds and the short prompts of format 2
+    # (the function given) keep ten generations cheap.
     a, b = make_adapter(1), make_adapter(2)
-    pairs = [
-        (p, dataclasses.replace(r, json_schema=bound_strings(r.json_schema)))
-        for p, r in _requests(snips_sample[:3], KEYED, '{"')
-    ]
+    given = [render_prompt(ev.tools, ev.history, ev.query, KEYED, ev.call.name) for ev in snips_sample[:2] if ev.call]
+    pairs = [(p, dataclasses.replace(request_for(p, None), json_schema=bound_strings(p.output_schema, 12))) for p in given]
     plain = [r for _, r in pairs]
     base_alone = [r.text for r in await generator.generate(plain)]
 
@@ -188,14 +188,14 @@ async def test_adapters_load_serve_and_unload(
         r.text for r in await generator.generate(plain)
     ] == base_alone  # loaded adapters leave the base alone
     assert a_alone != base_alone and b_alone != a_alone  # each adapter really serves
-    _check_valid(pairs, a_alone, snips_sample[:3])
-    _check_valid(pairs, b_alone, snips_sample[:3])
+    _check_valid(pairs, a_alone, snips_sample[:2])
+    _check_valid(pairs, b_alone, snips_sample[:2])
 
     n = len(plain)
     mixed = await generator.generate(plain + with_a + with_b)  # one batch, three models
     assert [r.adapter_version for r in mixed] == [None] * n + [a.version] * n + [b.version] * n
-    for i in range(3):
-        _check_valid(pairs, [r.text for r in mixed[i * n : (i + 1) * n]], snips_sample[:3])
+    for i in range(3):  # base, a, b
+        _check_valid(pairs, [r.text for r in mixed[i * n : (i + 1) * n]], snips_sample[:2])
 
     await generator.unload_adapter(a.version)
     assert generator.loaded_versions() == [b.version]

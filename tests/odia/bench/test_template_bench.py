@@ -52,12 +52,20 @@ def test_template_bench_writes_its_figures_and_plot(tmp_path: Path, model_cache:
     lat = res["latency_ms"]
     assert lat["all"]["n"] == res["router_small"] and 0 < lat["all"]["p50"] <= lat["all"]["p99"]
     assert lat["answered"]["n"] == res["answered"]
-    assert [row["target"] for row in res["sweep"]] == list(SWEEP_TARGETS)
+    assert [(row["target"], row["families"]) for row in res["sweep"]] == [
+        (t, f) for t in SWEEP_TARGETS for f in (False, True)
+    ]
     for row in res["sweep"]:
         assert _share(row["share"]) and _share(row["agreement"]["exact"]) and _share(row["agreement_truth"]["exact"])
         assert 0 <= row["live_programs"] <= row["programs"]
-    # Lower targets only add programs.
-    assert [row["live_programs"] for row in res["sweep"]] == sorted(row["live_programs"] for row in res["sweep"])
+        assert row["pooled_programs"] == 0 if not row["families"] else row["pooled_programs"] <= row["live_programs"]
+    own = [row for row in res["sweep"] if not row["families"]]
+    pooled = [row for row in res["sweep"] if row["families"]]
+    # Lower targets only add programs; families only add programs to those valid on their own evidence.
+    for rows in (own, pooled):
+        assert [row["live_programs"] for row in rows] == sorted(row["live_programs"] for row in rows)
+    for alone, with_families in zip(own, pooled, strict=True):
+        assert with_families["live_programs"] == alone["live_programs"] + with_families["pooled_programs"]
     assert set(res["targets"]) == {"agreement", "agreement_truth", "share", "p99_ms"}
     assert all(isinstance(v["met"], bool) for v in res["targets"].values())
     assert (out / "templates.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

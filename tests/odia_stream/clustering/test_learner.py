@@ -206,8 +206,17 @@ def test_template_programs_are_learned_and_survive_a_restart(
     assert slot_filled, "SNIPS calls take their arguments from the query's slots"
     for p in slot_filled:
         assert p.agreement <= p.support and p.lower_bound >= 0.5 and not p.unexplained
+    # The families kept batch by batch at the learner's own target are those built from scratch.
+    rule = snips_learner.program_rule
+    own = {k: rule.program(ev) for k, ev in snips_learner.template_evidence.items()}
+    fresh = rule.families(own)
+    assert len(snips_learner.program_families) == len(fresh) > 0
+    assert all(snips_learner.program_families.of(k[0], p) == fresh.of(k[0], p) for k, p in own.items())
+    at_target = snips_learner.template_programs(target=rule.target, z=rule.z)
     snips_learner.close()
-    assert make_learner().template_programs(target=0.5, z=1.645) == programs
+    restarted = make_learner()
+    assert restarted.template_programs(target=0.5, z=1.645) == programs
+    assert restarted.template_programs(target=rule.target, z=rule.z) == at_target
     with LearnerView(tmp_path / "state" / "learner" / "learner.sqlite", clustering=snips_learner.settings) as view:
         assert view.template_programs(target=0.5, z=1.645) == programs
 
@@ -217,5 +226,11 @@ def test_cluster_states_show_their_templates_programs(snips_learner: OnlineClust
     assert shown, "templated clusters publish their programs"
     for tp in shown:
         assert 0 <= tp.agreement <= tp.support and 0 <= tp.lower_bound <= 1 and tp.sources is not None
-        # SNIPS templates are rare: at the default 0.99 target none has the evidence to be live.
-        assert not tp.live and tp.reason
+        assert 0 <= tp.family_agreement <= tp.family_support and 0 <= tp.family_lower_bound <= 1
+        # At the default 0.99 target a live program has the evidence on its own or by its family.
+        if tp.live:
+            assert not tp.reason and (
+                tp.lower_bound >= 0.99 or (tp.pooled and tp.family_templates >= 2 and tp.family_lower_bound >= 0.99)
+            )
+        else:
+            assert tp.reason and not tp.pooled

@@ -14,6 +14,7 @@ from odia_stream.labels import NO_CALL
 from odia_stream.routing import Router, RouterSnapshot, load_snapshot, request_of, write_snapshot
 from odia_stream.routing.builder import live_programs
 from odia_stream.settings import RouterSettings
+from odia_stream.stats import wilson_lower_bound
 from schemas import ServeRequest, ToolSpec
 
 if TYPE_CHECKING:
@@ -40,7 +41,13 @@ def test_programs_go_into_the_snapshot_and_round_trip(shop: Built, embedder: Emb
     play = by_template["play <song> by <singer>"]
     assert play.function == "play_music" and dict(play.sources) == {"singer": "slot:singer", "song": "slot:song"}
     assert play.agreement == play.support and play.lower_bound >= TARGET and play.key.startswith("p")
-    assert all(p.lower_bound >= TARGET for p in snapshot.programs)
+    # Each program is valid by its own evidence or, pooled, by its family's (and starts its budget there).
+    assert all(
+        p.lower_bound >= TARGET
+        or (p.pooled and wilson_lower_bound(p.family_agreement, p.family_support, 1.645) >= TARGET)
+        for p in snapshot.programs
+    )
+    assert any(p.pooled for p in snapshot.programs) and all(p.prior[1] >= p.support for p in snapshot.programs)
     loaded = load_snapshot(write_snapshot(snapshot, tmp_path).path)
     assert loaded.programs == snapshot.programs
     other = load_snapshot(write_snapshot(shop.snapshot, tmp_path).path)
@@ -100,3 +107,19 @@ def test_a_program_whose_shadow_checks_disagree_is_demoted(shop: Built, embedder
     else:
         pytest.fail("the program was never demoted")
     assert not router.budget.allows(key)
+
+
+def test_a_program_valid_by_its_family_starts_its_budget_from_the_familys_record(
+    shop: Built, embedder: Embedder
+) -> None:
+    snapshot, rs = _with_programs(shop)
+    router = Router(snapshot, embedder, rs)
+    pooled = [p for p in snapshot.programs if p.pooled]
+    assert pooled
+    for p in pooled:
+        state = router.budget.state(p.key)
+        scale = min(1.0, rs.error_budget_prior_cap / p.family_support)
+        assert state.prior_total == pytest.approx(p.family_support * scale)
+        assert state.prior_successes == pytest.approx(p.family_agreement * scale)
+        # Its own few answers alone would not have let it start.
+        assert p.support < p.family_support

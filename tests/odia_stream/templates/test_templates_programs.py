@@ -13,7 +13,11 @@ from odia_stream.templates import EntityDictionary, QueryTemplater
 from odia_stream.templates.programs import (
     ArgSource,
     AssemblyError,
+    FamilyEvidence,
     Observation,
+    Program,
+    ProgramFamilies,
+    ProgramRule,
     TemplateEvidence,
     best_program,
     observe,
@@ -184,3 +188,95 @@ def test_sources_and_observations_round_trip_through_text(value: Any) -> None:
 def test_malformed_source_texts_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         ArgSource.parse(text)
+
+
+# -- families ------------------------------------------------------------------------------------
+SONGS = {"song": ["Lover", "Hello", "Perfect"], "artist": ["Taylor Swift", "Adele", "Ed Sheeran"]}
+
+
+def _plays(pattern: str, times: int, *, wrong: int = 0) -> TemplateEvidence:
+    """``times`` calls of ``play(song, artist)`` for queries of ``pattern`` (``{s}`` and ``{a}``);
+    the last ``wrong`` of them call ``pause`` instead."""
+    d = _dictionary(**SONGS)
+    pairs = list(zip(SONGS["song"], SONGS["artist"], strict=True))
+    calls = []
+    for i in range(times):
+        song, artist = pairs[i % len(pairs)]
+        function = "pause" if i >= times - wrong else "play"
+        calls.append((pattern.format(s=song, a=artist), function, {"song": song, "artist": artist}))
+    return _feed(d, calls)
+
+
+def _families(rule: ProgramRule, evidence: dict[tuple[str, str, str], TemplateEvidence]) -> ProgramFamilies:
+    return rule.families({k: rule.program(ev) for k, ev in evidence.items()})
+
+
+def _judged(rule: ProgramRule, families: ProgramFamilies, app: str, ev: TemplateEvidence) -> Program:
+    p = rule.program(ev, families.of(app, rule.program(ev)))
+    assert p is not None
+    return p
+
+
+def test_a_rare_template_is_valid_by_its_familys_evidence() -> None:
+    rule = ProgramRule(min_support=5, target=0.95, z=1.645)
+    evidence = {("app", "s", "common"): _plays("play {s} by {a}", 120), ("app", "s", "rare"): _plays("{a} {s} now", 6)}
+    families = _families(rule, evidence)
+    alone = rule.program(evidence["app", "s", "rare"])
+    assert alone is not None and not alone.valid and "lower bound" in alone.reason
+    rare = _judged(rule, families, "app", evidence["app", "s", "rare"])
+    assert rare.valid and rare.pooled and rare.reason == ""
+    assert (rare.family_templates, rare.family_support, rare.family_agreement) == (2, 126, 126)
+    assert rare.family_lower_bound >= 0.95 and rare.lower_bound == alone.lower_bound  # its own bound is kept
+    common = _judged(rule, families, "app", evidence["app", "s", "common"])
+    assert common.valid and not common.pooled  # valid on its own evidence
+    # Without pooling, the rule judges each template alone.
+    no_pool = ProgramRule(min_support=5, target=0.95, z=1.645, pool=False)
+    judged_alone = no_pool.program(evidence["app", "s", "rare"], families.of("app", alone))
+    assert judged_alone is not None and not judged_alone.valid
+
+
+def test_a_template_whose_own_answers_disagree_is_not_saved_by_its_family() -> None:
+    rule = ProgramRule(min_support=5, target=0.95, z=1.645)
+    evidence = {("app", "s", "common"): _plays("play {s} by {a}", 400),
+                ("app", "s", "mixed"): _plays("{a} {s} now", 10, wrong=3)}
+    mixed = _judged(rule, _families(rule, evidence), "app", evidence["app", "s", "mixed"])
+    assert not mixed.valid and not mixed.pooled and "own upper bound" in mixed.reason
+    # It is not a member: the family's evidence is that of the templates it may serve.
+    assert (mixed.family_templates, mixed.family_support, mixed.family_agreement) == (1, 400, 400)
+    # A member with one disagreement in ten stays a member, and counts against the family.
+    one_off = _plays("{a} {s} now", 10, wrong=1)
+    member = _judged(rule, _families(rule, {**evidence, ("app", "s", "mixed"): one_off}), "app", one_off)
+    assert member.valid and member.pooled and (member.family_support, member.family_agreement) == (410, 409)
+
+
+def test_families_need_support_an_explained_program_the_same_app_and_a_good_pool() -> None:
+    rule = ProgramRule(min_support=5, target=0.95, z=1.645)
+    common, few = _plays("play {s} by {a}", 120), _plays("{a} {s} now", 4)
+    other_app = _judged(rule, _families(rule, {("a", "s", "x"): common, ("b", "s", "y"): _plays("{a} {s} now", 6)}),
+                        "b", _plays("{a} {s} now", 6))
+    assert not other_app.valid and other_app.family_templates == 1  # apps never pool
+    below_support = _judged(rule, _families(rule, {("a", "s", "x"): common, ("a", "s", "y"): few}), "a", few)
+    assert not below_support.valid and "minimum support" in below_support.reason
+    noisy = {("a", "s", str(i)): _plays(p, 20, wrong=2) for i, p in enumerate(["play {s} by {a}", "{a} {s} now"])}
+    weak = _judged(rule, _families(rule, noisy), "a", noisy["a", "s", "1"])
+    assert not weak.valid and "family's (2 templates, 36/40)" in weak.reason
+    # An argument that varies with nothing in the query: no family.
+    d = _dictionary(**SONGS)
+    vague = _feed(d, [(f"play more {i}", "play", {"song": f"song {i}"}) for i in range(8)])
+    assert ProgramFamilies.key_of("a", rule.program(vague)) is None
+
+
+def test_families_kept_one_template_at_a_time_equal_families_built_at_once() -> None:
+    rule = ProgramRule(min_support=5, target=0.95, z=1.645)
+    steps = [("a", "s", "x"), ("a", "s", "y"), ("a", "s", "x"), ("b", "s", "x"), ("a", "s", "y")]
+    evidence: dict[tuple[str, str, str], TemplateEvidence] = {}
+    kept = ProgramFamilies(rule.target, rule.z)
+    for i, key in enumerate(steps):
+        # Each step replaces the template's evidence; the third turns "y" into a pause template.
+        evidence[key] = _plays("play {s} by {a}" if key[2] == "x" else "{a} {s} now", 6 + i, wrong=6 + i if i == 4 else 0)
+        kept.update(key, key[0], rule.program(evidence[key]))
+        built = _families(rule, evidence)
+        assert len(kept) == len(built)
+        for key2, ev in evidence.items():
+            assert kept.of(key2[0], rule.program(ev)) == built.of(key2[0], rule.program(ev))
+    assert kept.of("a", rule.program(evidence["a", "s", "x"])) == FamilyEvidence(1, 8, 8)
