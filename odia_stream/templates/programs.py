@@ -281,8 +281,8 @@ class Program:
     reason: str = ""
     #: Valid by its family's evidence, not its own (see the module docstring).
     pooled: bool = False
-    #: Its family's members (itself included), their answers and the answers its program reproduces
-    #: (0 when the family was not consulted).
+    #: Its family's members (itself among them when its own answers admit the target), their answers
+    #: and the answers their programs reproduce (0 when no family was consulted).
     family_templates: int = 0
     family_support: int = 0
     family_agreement: int = 0

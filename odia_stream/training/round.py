@@ -8,6 +8,7 @@ JSON report, whatever its outcome, before the worker commits the triggers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import shutil
@@ -18,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from odia_stream.atomic_files import write_json_atomic
-from odia_stream.generation.adapter_digest import adapter_sha256
 from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
+from odia_stream.atomic_files import write_json_atomic
 from odia_stream.clustering.views import LearnerView
+from odia_stream.generation.adapter_digest import adapter_sha256
 from odia_stream.generation.protocol import AdapterRef, SmallGenerator
 from odia_stream.prompting import prompt_format_version, render_record
 from odia_stream.settings import OdiaSettings
@@ -41,7 +42,8 @@ RoundStatus = Literal["promoted", "rejected", "skipped"]
 
 @dataclass(frozen=True)
 class RoundOutcome:
-    """What a round did; ``update`` is set only when an adapter was promoted."""
+    """What a round did. ``update`` is set when an adapter was promoted, and when a rejected round
+    re-sends the serving adapter with a router built from the round's newer learner state."""
 
     status: RoundStatus
     reason: str
@@ -52,7 +54,7 @@ class RoundOutcome:
     current: EvalReport | None = None
     entry: AdapterEntry | None = None
     update: ModelUpdate | None = None
-    #: The functions the promoted adapter is trusted with (its paired router sends it no other).
+    #: The functions the adapter of ``update`` is trusted with (its paired router sends it no other).
     trusted: tuple[str, ...] = ()
 
 
@@ -122,7 +124,11 @@ class TrainingRound:
         decision: GateDecision = gate(candidate, current, self.settings.trainer.eval_gate_accuracy)
         log.info("gate: %s", decision.reason)
         if not decision.promote:
-            return RoundOutcome("rejected", decision.reason, Path(), ts, trained, candidate, current)
+            update, trusted = self._router_refresh(view, serving, current)
+            return RoundOutcome(
+                "rejected", decision.reason, Path(), ts, trained, candidate, current, serving if update else None,
+                update, trusted,
+            )
         trusted = trusted_functions(
             candidate, self.settings.trainer.function_accuracy_target, self.settings.router.calibration_z
         )
@@ -148,6 +154,27 @@ class TrainingRound:
             entry, self.settings.generator.name, previous_version=serving.version if serving else None
         ).model_copy(update={"router_version": router_version})
         return RoundOutcome("promoted", decision.reason, Path(), ts, trained, candidate, current, entry, update, trusted)
+
+    def _router_refresh(
+        self, view: LearnerView, serving: AdapterEntry | None, current: EvalReport | None
+    ) -> tuple[ModelUpdate | None, tuple[str, ...]]:
+        """The serving adapter again, paired with a router built from this round's learner state:
+        a rejected candidate must not leave the router (its clusters, template programs and trust)
+        on the state of the last promotion. The adapter is trusted with the functions its own
+        evaluation on this round's held-out records proves. ``None`` without a serving adapter
+        evaluated in this round's prompt format, or without a router builder."""
+        if serving is None or current is None or self.router_builder is None:
+            return None, ()
+        trusted = trusted_functions(
+            current, self.settings.trainer.function_accuracy_target, self.settings.router.calibration_z
+        )
+        router_version = self.router_builder(view, serving.version, trusted)
+        log.info("serving adapter %s kept; its router refreshed to %s (trusted with %d functions)",
+                 serving.version, router_version, len(trusted))
+        update = AdapterRegistry.to_model_update(
+            serving, self.settings.generator.name, previous_version=serving.version
+        ).model_copy(update={"router_version": router_version})
+        return update, trusted
 
     async def _evaluate(
         self, ts: TrainingSet, candidate: AdapterRef, serving: AdapterEntry | None
@@ -199,12 +226,11 @@ class TrainingRound:
             "trusted_functions": list(outcome.trusted),
             "serving_eval": outcome.current.as_dict() if outcome.current else None,
             "model_update": json.loads(outcome.update.model_dump_json()) if outcome.update else None,
+            # A rejected round that re-sent the serving adapter with a router of newer state.
+            "router_refreshed": outcome.status == "rejected" and outcome.update is not None,
         }
         self.reports_dir.mkdir(parents=True, exist_ok=True)
         path = self.reports_dir / f"round-{round_id}.json"
         write_json_atomic(path, report, sort_keys=False, ensure_ascii=False, default=str)
         log.info("round %s: %s (%s); report %s", round_id, outcome.status, outcome.reason, path)
-        return RoundOutcome(
-            outcome.status, outcome.reason, path, outcome.training_set, outcome.train, outcome.candidate,
-            outcome.current, outcome.entry, outcome.update,
-        )
+        return dataclasses.replace(outcome, report_path=path)

@@ -8,6 +8,7 @@ the "not worse than serving" rule itself is unit-tested in ``test_gate_rules``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
@@ -21,10 +22,12 @@ from odia_stream.adapters.registry import open_registry
 from odia_stream.clustering import SourcedItem
 from odia_stream.clustering.factory import open_learner
 from odia_stream.generation.adapter_digest import adapter_sha256, version_of
+from odia_stream.routing import load_snapshot
+from odia_stream.routing.builder import snapshot_root
 from odia_stream.settings import OdiaSettings
-from odia_stream.training.gate import EvalReport, gate
+from odia_stream.training.gate import EvalReport, gate, trusted_functions
 from schemas import FCLogEvent, ModelUpdate, RetrainTrigger
-from trainer.worker import TrainerWorker
+from trainer.worker import TrainerWorker, default_router_builder
 
 pytestmark = pytest.mark.slow
 
@@ -88,14 +91,30 @@ def test_trigger_to_gated_content_addressed_model_update(
 
     # The next round is held to a gate it cannot pass: it is refused, evaluated against the serving
     # adapter on the same held-out records, and the registry keeps serving the promoted version.
+    # The serving adapter is sent again with a router built from the round's learner state (real
+    # builder), trusted with what its own evaluation proves.
     worker.round.settings = worker.settings = _trainer_settings(settings, tmp_path, max_steps=1, eval_gate_accuracy=1.0)
+    worker.round.router_builder = default_router_builder(worker.settings)
     _publish(s, _trigger(2))
     counters = worker.run(max_rounds=2)
     second = counters.outcomes[-1]
-    assert second.status == "rejected" and second.update is None, second.reason
+    assert second.status == "rejected", second.reason
     assert second.current is not None and second.candidate is not None
     assert second.current.version == update.version and second.current.records == second.candidate.records
     assert registry.current().version == update.version  # type: ignore[union-attr]
+    refreshed = second.update
+    assert refreshed is not None and refreshed.version == update.version and refreshed.router_version is not None
+    assert refreshed.sha256 == update.sha256 and refreshed.previous_version == update.version
+    wt = worker.settings.trainer
+    assert second.trusted == tuple(trusted_functions(second.current, wt.function_accuracy_target,
+                                                     worker.settings.router.calibration_z))
+    snapshot = load_snapshot(snapshot_root(worker.settings) / refreshed.router_version)
+    assert snapshot.adapter_version == update.version and snapshot.model_functions == tuple(sorted(second.trusted))
+    published = [ModelUpdate.model_validate_json(v)
+                 for _, v in read_topic(s.kafka.bootstrap_servers, s.topics.model_updates.name)]
+    assert published[-1].router_version == refreshed.router_version and published[-1].version == update.version
+    report = json.loads(second.report_path.read_text(encoding="utf-8"))
+    assert report["status"] == "rejected" and report["router_refreshed"] is True
 
 
 def test_gate_rules() -> None:

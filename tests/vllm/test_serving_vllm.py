@@ -94,7 +94,7 @@ async def test_hot_swap_under_a_steady_stream_loses_no_request_on_vllm(
                     "backend": "vllm",
                     **SMALL_ALWAYS,
                     "warmup_requests": 1,
-                    "max_new_tokens": 48,
+                    "max_new_tokens": 16,  # random adapters write noise: short answers keep the stream quick
                     "commit_interval_s": 0.2,
                     "metrics_port": None,
                 }

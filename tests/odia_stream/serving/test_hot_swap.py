@@ -17,6 +17,7 @@ from odia_stream.serving import (
 )
 from odia_stream.settings import PromptSettings
 from schemas import ModelUpdate
+from tests.serving.support import RouterFixture, template_router
 
 
 def _update(entry: AdapterEntry, **changes: object) -> ModelUpdate:
@@ -107,3 +108,28 @@ async def test_a_failed_verification_keeps_the_current_version(
     assert rollback_target.status == rollback.status == "swapped"
     assert versions.current.adapter_version == v1.version
     await swapper.aclose()
+
+
+async def test_the_serving_adapter_sent_again_with_a_new_router_swaps_the_router_alone(
+    hf_generator: HFGenerator, adapters: tuple[AdapterEntry, AdapterEntry], app_router: RouterFixture
+) -> None:
+    """What a rejected training round sends: the serving adapter (same version and hash) paired
+    with a router of newer learner state. The router is switched; the adapter stays loaded."""
+    v1, _ = adapters
+    refreshed = template_router(app_router)
+    routers = {app_router.version: app_router, refreshed.version: refreshed}
+    gen = CoalescingGenerator(hf_generator, 8)
+    versions, metrics = VersionHolder(), ServingMetrics()
+    swapper = HotSwapper(gen, versions, prompt_options=PromptSettings(), router_loader=lambda v: routers[v].load(),
+                         metrics=metrics, warmup_requests=1, max_new_tokens=4)
+    assert (await swapper.apply(_update(v1, router_version=app_router.version))).status == "swapped"
+    first_router = versions.current.router
+    again = await swapper.apply(_update(v1, router_version=refreshed.version, previous_version=v1.version))
+    assert again.status == "swapped" and again.previous == v1.version and again.router_version == refreshed.version
+    assert versions.current.adapter_version == v1.version and versions.current.router_version == refreshed.version
+    assert versions.current.router is not first_router and v1.version in hf_generator.loaded_versions()
+    assert (await swapper.apply(_update(v1, router_version=refreshed.version))).status == "unchanged"
+    labels = {"adapter_version": v1.version, "router_version": refreshed.version}
+    assert metrics.value("odia_serving_active_version", labels) == 1
+    await swapper.aclose()
+    assert v1.version in hf_generator.loaded_versions()  # never unloaded: it serves on
