@@ -141,11 +141,9 @@ class LearnerViews:
         """The published program of template ``text`` (shown as ``shown``), if it has one."""
         evidence = self.template_evidence.get((app, scope, text))
         program = self.program_rule.program(evidence) if evidence is not None else None
-        family = self.program_families.of(app, program) if self.program_rule.pool else None
-        if program is not None and family is not None:
-            program = self.program_rule.with_family(program, family)
         if program is None:
             return None
+        program = self.program_rule.with_family(program, self.program_families.of(app, program))
         live, reason = self.program_rule.live(program)
         return TemplateProgram(
             template=shown, function=program.function, sources=program.sources_text(), support=program.support,
@@ -195,9 +193,8 @@ class LearnerViews:
             families = rule.families(own)  # the kept families are those of the learner's own target
         out: dict[TemplateKey, Program] = {}
         for key, program in own.items():
-            family = families.of(key[0], program) if rule.pool else None
             if program is not None:
-                out[key] = rule.with_family(program, family) if family is not None else program
+                out[key] = rule.with_family(program, families.of(key[0], program))
         return out
 
     def summary(self) -> LearnerSummary:

@@ -2,7 +2,7 @@
 
 :meth:`HotSwapper.apply` loads the update's adapter beside the serving one (the backend verifies
 its sha256 against the update), loads the router snapshot the update names, warms the adapter up
-with a few generations (prompts of recent traffic, else a fixed one), then switches the serving
+with a few generations (prompts of recent traffic, else a fixed one; not when it already serves and only the router is new), then switches the serving
 pair with one reference assignment (:class:`~odia_stream.serving.versions.VersionHolder`).
 Requests that started before keep their pair to the end; the old adapter is unloaded once they
 have drained. Any failure keeps the serving pair and is reported in the returned
@@ -185,7 +185,8 @@ class HotSwapper:
         load_ms = (time.perf_counter() - load_started) * 1000.0
         warm_started = time.perf_counter()
         try:
-            await self._warm_up(ref)
+            if ref.version != current.adapter_version:  # the serving adapter sent with a new router is warm
+                await self._warm_up(ref)
         except Exception as exc:
             if newly_loaded and ref.version != self.versions.current.adapter_version:
                 with contextlib.suppress(Exception):

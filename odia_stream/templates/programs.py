@@ -431,17 +431,18 @@ class ProgramRule:
         """The template's program under this rule (``None`` when nothing was called), judged with
         its ``family``'s evidence too when the rule pools and one is given."""
         program = best_program(evidence, min_support=self.min_support, target=self.target, z=self.z)
-        if program is None or family is None or not self.pool:
-            return program
-        return self.with_family(program, family)
+        return self.with_family(program, family) if program is not None else None
 
     def families(self, programs: Mapping[tuple[str, str, str], Program | None]) -> ProgramFamilies:
         """The families of ``programs`` (keyed by ``(app, scope, template)``) at this rule's target."""
         return ProgramFamilies.build(programs, target=self.target, z=self.z)
 
-    def with_family(self, program: Program, family: FamilyEvidence) -> Program:
+    def with_family(self, program: Program, family: FamilyEvidence | None) -> Program:
         """``program`` with its family's evidence: valid by it where its own falls short and the
-        module docstring's conditions hold; otherwise the same validity, the reason extended."""
+        module docstring's conditions hold; otherwise the same validity, the reason extended.
+        ``program`` itself when there is no family or the rule does not pool."""
+        if family is None or not self.pool:
+            return program
         bound = wilson_lower_bound(family.agreement, family.support, self.z)
         shown = replace(program, family_templates=family.templates, family_support=family.support,
                         family_agreement=family.agreement, family_lower_bound=bound)
