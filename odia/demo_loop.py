@@ -41,7 +41,7 @@ from odia_stream.demo.report import HeldOut, build_report, write_report
 from odia_stream.demo.sizes import DEFAULT_DATASET, DemoSizes
 from odia_stream.large_model.replay import ReplaySimulatedLargeModel
 from odia_stream.settings import OdiaSettings, TopicSettings
-from schemas import FCLogEvent, ModelUpdate, ServeRequest, ServeResponse
+from schemas import FCLogEvent, ModelUpdate, RouterUpdate, ServeRequest, ServeResponse, parse_serving_update
 
 __all__ = ["DEFAULT_DATASET", "DemoSizes", "run_loop_demo"]
 
@@ -89,8 +89,11 @@ def _check_workers(sup: Supervisor) -> None:
             raise RuntimeError(line)
 
 
-def _wait_for_update(settings: OdiaSettings, sup: Supervisor, timeout_s: float, console: Console) -> ModelUpdate | None:
-    """The first ModelUpdate, or ``None`` when the trainer's round ends without promoting."""
+def _wait_for_update(
+    settings: OdiaSettings, sup: Supervisor, timeout_s: float, console: Console
+) -> ModelUpdate | RouterUpdate | None:
+    """The trainer's first update: a promoted adapter (``ModelUpdate``), a router alone when the
+    round promoted nothing (``RouterUpdate``), or ``None`` when the round published nothing."""
     reports = settings.state_dir / "trainer" / "reports"
     topic = TopicReader(settings.kafka, settings.topics.model_updates.name)
     deadline = time.monotonic() + timeout_s
@@ -99,11 +102,11 @@ def _wait_for_update(settings: OdiaSettings, sup: Supervisor, timeout_s: float, 
             while time.monotonic() < deadline:
                 _check_workers(sup)
                 for raw in topic.poll(1.0):
-                    return ModelUpdate.model_validate_json(raw)
+                    return parse_serving_update(raw)
                 done = sorted(reports.glob("round-*.json")) if reports.exists() else []
                 if done:
                     last = json.loads(done[-1].read_text())
-                    if last["status"] != "promoted":
+                    if last["model_update"] is None:  # else it is on its way to the topic
                         console.print(f"[yellow]trainer round {last['status']}: {last['reason']}[/]")
                         return None
                 tail = sup.workers["trainer"].log_tail(1).strip()[-100:]
@@ -113,9 +116,11 @@ def _wait_for_update(settings: OdiaSettings, sup: Supervisor, timeout_s: float, 
         topic.close()
 
 
-def _wait_for_swap(settings: OdiaSettings, sup: Supervisor, probe: ServeRequest, version: str, timeout_s: float,
-                   console: Console) -> float:
-    """Send probes until serving answers with ``version``; seconds it took."""
+def _wait_for_swap(settings: OdiaSettings, sup: Supervisor, probe: ServeRequest, update: ModelUpdate | RouterUpdate,
+                   timeout_s: float, console: Console) -> float:
+    """Send probes until serving answers with ``update``'s adapter (none for a ``RouterUpdate``) and
+    router; seconds it took."""
+    version = update.version or f"router {update.router_version} with no adapter"
     producer = make_producer(settings.kafka)
     responses = TopicReader(settings.kafka, settings.topics.responses.name)
     started = time.monotonic()
@@ -132,7 +137,9 @@ def _wait_for_swap(settings: OdiaSettings, sup: Supervisor, probe: ServeRequest,
                 while time.monotonic() < wait_until:
                     for raw in responses.poll(0.5):
                         r = ServeResponse.model_validate_json(raw)
-                        if r.request_id.startswith("probe-") and r.adapter_version == version:
+                        if r.request_id.startswith("probe-") and r.adapter_version == update.version and (
+                            update.router_version is None or r.router_version == update.router_version
+                        ):
                             return time.monotonic() - started
         raise TimeoutError(f"serving did not swap to {version} within {timeout_s:.0f}s; see {sup.workers['serving'].log_path}")
     finally:
@@ -254,11 +261,16 @@ def run_loop_demo(
             console.print("phase 1: trainer started; it reads the retrain triggers the agents published")
             update = _wait_for_update(settings, sup, sizes.timeout_s, console)
             swap_s = None
-            if update is not None:
+            if isinstance(update, RouterUpdate):
+                console.print(f"phase 1: no adapter promoted; router {update.router_version} published alone "
+                              "(the template tier answers, the rest goes large)")
+            elif update is not None:
                 console.print(f"phase 1: adapter {update.version} promoted (eval accuracy "
                               f"{update.eval_metrics.get('eval_accuracy', float('nan')):.3f}), router {update.router_version}")
-                swap_s = _wait_for_swap(settings, sup, held[0].request, update.version, 300, console)
-                console.print(f"phase 1: serving answers with {update.version} ({swap_s:.1f}s after probing began)")
+            if update is not None:
+                swap_s = _wait_for_swap(settings, sup, held[0].request, update, 300, console)
+                console.print(f"phase 1: serving answers with {update.version or 'no adapter'}, router "
+                              f"{update.router_version} ({swap_s:.1f}s after probing began)")
             # Production trains on other machines: no training competes with serving for these cores
             # while the latency phase is measured.
             sup.stop_service("trainer")

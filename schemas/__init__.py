@@ -16,7 +16,13 @@ from schemas.cluster_state import (
 from schemas.common import SCHEMA_VERSION, ChatMessage, FunctionCall, FunctionSpec, ToolCall, ToolSpec
 from schemas.dead_letter import DeadLetter
 from schemas.fc_log import FCLogEvent
-from schemas.model_update import AdapterIdentity, ModelUpdate
+from schemas.model_update import (
+    AdapterIdentity,
+    ModelUpdate,
+    RouterUpdate,
+    ServingUpdate,
+    parse_serving_update,
+)
 from schemas.retrain_trigger import RetrainTrigger, TriggerReason
 from schemas.serving import LatencyBreakdown, ServedBy, ServeRequest, ServeResponse
 
@@ -36,13 +42,16 @@ __all__ = [
     "ModelUpdate",
     "PartitionAuditRecord",
     "RetrainTrigger",
+    "RouterUpdate",
     "ServeRequest",
     "ServeResponse",
     "ServedBy",
+    "ServingUpdate",
     "TemplateProgram",
     "ToolCall",
     "ToolSpec",
     "TriggerReason",
+    "parse_serving_update",
 ]
 
 #: Every topic value model, by the name its JSON Schema file carries.
@@ -53,6 +62,7 @@ TOPIC_MODELS = {
     "IngestSummary": IngestSummary,
     "RetrainTrigger": RetrainTrigger,
     "ModelUpdate": ModelUpdate,
+    "RouterUpdate": RouterUpdate,
     "ServeRequest": ServeRequest,
     "ServeResponse": ServeResponse,
 }

@@ -2,8 +2,9 @@
 → model-updates topic.
 
 Triggers that arrive together (within ``trainer.coalesce_s``) are coalesced into one round.
-Offsets are committed only after the round's outcome is out: its report written and, when an
-adapter was promoted, its ``ModelUpdate`` flushed to the broker. A crash before that re-runs
+Offsets are committed only after the round's outcome is out: its report written and its update
+(a promoted adapter's ``ModelUpdate``, a router refresh, or a ``RouterUpdate`` while no adapter
+can serve) flushed to the broker. A crash before that re-runs
 the round; training is seeded and the registry is content-addressed, so the re-run registers the
 same version again instead of a new one. A trigger that does not parse goes to the dead-letter
 topic with its reason; a round that fails is reported and logged, and the worker goes on.
@@ -34,7 +35,7 @@ from odia_stream.generation.base_model import ensure_base_model
 from odia_stream.generation.hf_generator import HFGenerator
 from odia_stream.settings import OdiaSettings, get_settings
 from odia_stream.training.round import RoundOutcome, RouterBuilder, TrainingRound
-from schemas import DeadLetter, ModelUpdate, RetrainTrigger
+from schemas import DeadLetter, ModelUpdate, RetrainTrigger, RouterUpdate
 
 log = logging.getLogger("odia.trainer")
 
@@ -131,7 +132,7 @@ class TrainerWorker:
         return msgs, triggers
 
     def run_once(self, triggers: list[RetrainTrigger]) -> RoundOutcome | None:
-        """One round for ``triggers`` (its ``ModelUpdate``, if any, is for :meth:`publish`)."""
+        """One round for ``triggers`` (its update, if any, is for :meth:`publish`)."""
         try:
             outcome = self.round.run(triggers)
         except Exception:  # a bad round must not take the worker down
@@ -142,7 +143,7 @@ class TrainerWorker:
         self.counters.statuses[outcome.status] += 1
         return outcome
 
-    def publish(self, update: ModelUpdate) -> bool:
+    def publish(self, update: ModelUpdate | RouterUpdate) -> bool:
         """Publish ``update`` and wait for the broker's acknowledgement; False (logged) when it was
         not delivered (the broker away): the caller tries again later."""
         try:
@@ -150,9 +151,10 @@ class TrainerWorker:
                 self.producer, self.settings.topics.model_updates.name, update, update.generator, PUBLISH_TIMEOUT_S + 5
             )
         except PublishError as exc:
-            log.error("ModelUpdate %s not published yet: %s", update.version, exc)
+            log.error("%s %s not published yet: %s", type(update).__name__, update.version or update.router_version, exc)
             return False
-        log.info("published ModelUpdate %s (router %s)", update.version, update.router_version)
+        log.info("published %s %s (router %s)", type(update).__name__, update.version or "with no adapter",
+                 update.router_version)
         return True
 
     def run(self, max_rounds: int | None = None) -> TrainerCounters:
@@ -160,9 +162,9 @@ class TrainerWorker:
         self.consumer = make_consumer(self.settings.kafka, f"{self.settings.app_id}-trainer", self._consumer_config)
         self._pacer = IdlePacer(self.consumer, self.settings.kafka.idle_backoff_ms, self._stop)
         self.consumer.subscribe([self.settings.topics.retrain_triggers.name])
-        #: A promoted update the broker has not acknowledged yet: nothing is fetched or committed
+        #: An update the broker has not acknowledged yet: nothing is fetched or committed
         #: until it is out (retried with a growing wait), so its triggers are never committed past.
-        pending: ModelUpdate | None = None
+        pending: ModelUpdate | RouterUpdate | None = None
         wait_s = 1.0
         try:
             while not self._stop.is_set() and (
@@ -191,7 +193,8 @@ class TrainerWorker:
                 self.consumer.commit(asynchronous=False)
         finally:
             if pending is not None:
-                log.error("stopped with ModelUpdate %s unpublished; its triggers stay uncommitted", pending.version)
+                log.error("stopped with %s %s unpublished; its triggers stay uncommitted", type(pending).__name__,
+                          pending.version or pending.router_version)
             self.consumer.close()
             self.producer.flush(10)
         return self.counters

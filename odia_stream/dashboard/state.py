@@ -11,7 +11,7 @@ from odia_stream.dashboard.traffic import TrafficSeries
 from odia_stream.dashboard.versions import VersionBoard
 from odia_stream.dashboard.view import DashboardView, IngestAuditView, StreamStats
 from odia_stream.settings import DashboardSettings
-from schemas import INGEST_SUMMARY_KEY, ClusterState, IngestSummary, ModelUpdate, ServeResponse
+from schemas import INGEST_SUMMARY_KEY, ClusterState, IngestSummary, ServeResponse, parse_serving_update
 
 #: Which topic a record came from.
 RecordKind = Literal["cluster_state", "response", "model_update"]
@@ -98,7 +98,7 @@ class DashboardState:
             state = ClusterState.model_validate_json(value)
             self.clusters.apply(key if key is not None else state.cluster_id, state)
         else:
-            update = ModelUpdate.model_validate_json(value)
+            update = parse_serving_update(value)
             self.versions.apply_update(key if key is not None else update.generator, update)
 
     def view(self, max_clusters: int | None = None) -> DashboardView:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from odia_stream.dashboard.compacted import CompactedTable
 from odia_stream.dashboard.view import PromotedModel, ServingVersions
-from schemas import ModelUpdate, ServeResponse
+from schemas import ModelUpdate, RouterUpdate, ServeResponse
 
 
 def _aware(ts: datetime) -> datetime:
@@ -14,7 +14,7 @@ def _aware(ts: datetime) -> datetime:
 
 
 class VersionBoard:
-    """The latest ``ModelUpdate`` per generator and the newest versions named by responses.
+    """The latest ``ModelUpdate`` (or ``RouterUpdate``) per generator and the newest versions named by responses.
 
     ``model-updates`` is compacted and keyed by generator: the last record per key wins (a
     rollback is an older update re-sent, so it wins too), a tombstone removes the generator.
@@ -23,11 +23,11 @@ class VersionBoard:
     """
 
     def __init__(self) -> None:
-        self._promoted: CompactedTable[ModelUpdate] = CompactedTable(lambda u: u.generator, "generator")
+        self._promoted: CompactedTable[ModelUpdate | RouterUpdate] = CompactedTable(lambda u: u.generator, "generator")
         self._generator: tuple[str, datetime] | None = None
         self._router: tuple[str, datetime] | None = None
 
-    def apply_update(self, key: str, update: ModelUpdate | None) -> None:
+    def apply_update(self, key: str, update: ModelUpdate | RouterUpdate | None) -> None:
         """Fold one record of the model-updates topic; ``None`` is a tombstone."""
         self._promoted.apply(key, update)
 

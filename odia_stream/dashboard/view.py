@@ -82,14 +82,15 @@ class TrafficView(_View):
 
 
 class PromotedModel(_View):
-    """The latest ``ModelUpdate`` of one generator (compacted ``model-updates`` topic)."""
+    """The latest update of one generator (compacted ``model-updates`` topic): a ``ModelUpdate``,
+    or a ``RouterUpdate`` (``version`` and ``base_model`` ``None``: a router served with no adapter)."""
 
     generator: str
-    version: str
+    version: str | None = None
     router_version: str | None
-    base_model: str
-    previous_version: str | None
-    eval_metrics: dict[str, float]
+    base_model: str | None = None
+    previous_version: str | None = None
+    eval_metrics: dict[str, float] = Field(default_factory=dict)
     created_at: datetime
 
 

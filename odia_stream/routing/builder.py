@@ -356,11 +356,11 @@ def publish_router(
 
 def router_builder(
     settings: OdiaSettings, embedder: Embedder
-) -> Callable[[LearnerState, str, Collection[str] | None], str]:
+) -> Callable[[LearnerState, str | None, Collection[str] | None], str]:
     """``(learner state, adapter version, functions the adapter is trusted with) -> router version``:
-    what the trainer pairs with a promoted adapter."""
+    what the trainer pairs with a promoted adapter (adapter ``None``: a router served alone)."""
 
-    def build(state: LearnerState, adapter_version: str, model_functions: Collection[str] | None) -> str:
+    def build(state: LearnerState, adapter_version: str | None, model_functions: Collection[str] | None) -> str:
         return publish_router(
             state, settings, embedder, adapter_version=adapter_version, model_functions=model_functions
         ).version

@@ -7,7 +7,8 @@ Per request (pure async logic, no Kafka):
 2. route with the pair's router (``serving.mode = all_large`` sends everything large);
 3. small route: first the template tier (``templates.enabled``): a call assembled from the
    request's slots by its template's live program, validated like a model's call, answered with
-   ``served_by = "template"`` (a miss falls through, counted by reason); else render the prompt
+   ``served_by = "template"`` (a miss falls through, counted by reason); with no adapter (a router
+   served alone) or a function the adapter is not trusted with, the request goes large; else render the prompt
    (the trainer's format) and apply the small path's admission policy
    (:mod:`odia_stream.serving.small_path`): while the small path is not faster than the large
    model the request goes large (``small_not_faster``, but for probes), and when its generations
@@ -74,6 +75,8 @@ ALL_LARGE = "all_large"
 ROUTER_ERROR = "router_error"
 #: Routed small with a function the paired adapter is not trusted with, and no template answered.
 FUNCTION_NOT_TRUSTED = "function_not_trusted"
+#: Routed small while a router serves with no adapter (a ``RouterUpdate``), and no template answered.
+NO_ADAPTER = "no_adapter"
 #: Route reason of the answer to a message that is not a readable request.
 MALFORMED_REQUEST = "malformed_request"
 #: Seconds to wait for the losing call of a hedge to finish cancelling.
@@ -217,9 +220,8 @@ class ServeEngine:
     async def _answer(self, request: ServeRequest, active: ActiveVersion, clock: _Clock) -> ServeResponse:
         if self.settings.serving.mode == "all_large":
             return await self._large(request, active, clock, ALL_LARGE)
-        if not active.can_route_small:
+        if active.router is None:
             return await self._large(request, active, clock, NO_GENERATOR)
-        assert active.router is not None
         started = time.perf_counter()
         try:
             decision = active.router.decide(request)
@@ -234,6 +236,8 @@ class ServeEngine:
             answered = self._template(request, active, decision, clock)
             if answered is not None:
                 return answered
+        if active.adapter is None:
+            return await self._large(request, active, clock, NO_ADAPTER)
         if not active.router.model_answers(decision.function):
             return await self._large(request, active, clock, FUNCTION_NOT_TRUSTED)
         try:

@@ -7,6 +7,9 @@ pair with one reference assignment (:class:`~odia_stream.serving.versions.Versio
 Requests that started before keep their pair to the end; the old adapter is unloaded once they
 have drained. Any failure keeps the serving pair and is reported in the returned
 :class:`SwapOutcome` and in the metrics. Rollback is an older ``ModelUpdate`` applied the same way.
+
+A :class:`~schemas.RouterUpdate` switches to its router with no adapter (the template tier answers
+what the router sends small; the rest goes large) and unloads the serving adapter once drained.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from odia_stream.serving.coalescing import CoalescingGenerator
 from odia_stream.serving.metrics import ServingMetrics
 from odia_stream.serving.router_api import RouterLike, RouterLoader
 from odia_stream.serving.versions import ActiveVersion, VersionHolder
-from schemas import ModelUpdate, ToolSpec
+from schemas import ModelUpdate, RouterUpdate, ToolSpec
 
 __all__ = ["HotSwapper", "SwapOutcome", "SwapStatus", "fixed_warmup_prompt"]
 
@@ -43,10 +46,11 @@ class SwapOutcome:
 
     ``swapped``: the update serves now; ``unchanged``: it already did; ``ignored``: not for this
     generator (trained on another base model: the backend refuses it); ``failed``: the serving pair was kept (``reason`` says why).
+    ``version`` is the update's adapter (``None`` for a :class:`~schemas.RouterUpdate`).
     """
 
     status: SwapStatus
-    version: str
+    version: str | None
     previous: str | None
     reason: str
     router_version: str | None = None
@@ -103,17 +107,20 @@ class HotSwapper:
         #: Every outcome, oldest first.
         self.outcomes: list[SwapOutcome] = []
 
-    async def apply(self, update: ModelUpdate) -> SwapOutcome:
+    async def apply(self, update: ModelUpdate | RouterUpdate) -> SwapOutcome:
         """Load, verify, warm up and switch to ``update`` (see the module docstring); never raises for a bad update."""
         async with self._lock:
-            outcome = await self._apply(update, time.perf_counter())
+            if isinstance(update, RouterUpdate):
+                outcome = await self._apply_router_only(update, time.perf_counter())
+            else:
+                outcome = await self._apply(update, time.perf_counter())
         self.outcomes.append(outcome)
         self.metrics.swaps.labels(outcome.status).inc()
         if outcome.status == "swapped":
             self.metrics.swap_seconds.observe(outcome.total_ms / 1000.0)
             log.info(
                 "swapped to %s (router %s) in %.0f ms (load %.0f, warm-up %.0f); previous %s",
-                outcome.version,
+                outcome.version or "no adapter",
                 outcome.router_version,
                 outcome.total_ms,
                 outcome.load_ms,
@@ -214,7 +221,36 @@ class HotSwapper:
             switched_at=switched_at,
         )
 
-    async def _router_for(self, update: ModelUpdate, current: ActiveVersion) -> RouterLike | None:
+    async def _apply_router_only(self, update: RouterUpdate, started: float) -> SwapOutcome:
+        """Serve ``update``'s router with no adapter; the serving adapter is unloaded once drained."""
+        current = self.versions.current
+        previous = current.adapter_version
+
+        def outcome(status: SwapStatus, reason: str, **extra: float | str | None) -> SwapOutcome:
+            return SwapOutcome(status, None, previous, reason, router_version=update.router_version,
+                               total_ms=(time.perf_counter() - started) * 1000.0, **extra)  # type: ignore[arg-type]
+
+        if previous is None and current.router_version == update.router_version:
+            return outcome("unchanged", "already serving this router with no adapter")
+        try:
+            router = await self._router_for(update, current)
+        except Exception as exc:
+            return outcome(
+                "failed", f"router {update.router_version} could not be loaded: {type(exc).__name__}: {exc}"
+            )
+        self.versions.switch(ActiveVersion(adapter=None, router=router, update=update))
+        switched_at = time.time()
+        self.metrics.set_version(None, update.router_version)
+        if previous is not None:
+            self._schedule_unload(previous)
+        return outcome(
+            "swapped",
+            "switched to a router with no adapter: the template tier answers what it routes small, the large "
+            f"model the rest ({update.reason or 'no reason given'})",
+            switched_at=switched_at,
+        )
+
+    async def _router_for(self, update: ModelUpdate | RouterUpdate, current: ActiveVersion) -> RouterLike | None:
         """The router paired with ``update``: its snapshot, or the serving router when it names none."""
         if update.router_version is None:
             if current.router is not None:

@@ -2,7 +2,8 @@
 
 A batch (values in log order) applies only its latest update for this generator: earlier ones
 would be replaced at once. Tombstones (no value: the topic is compacted) are skipped and not
-counted; a value that is not a :class:`~schemas.ModelUpdate` is reported as invalid (by its
+counted; a value that is neither a :class:`~schemas.ModelUpdate` nor a
+:class:`~schemas.RouterUpdate` (a router with no adapter) is reported as invalid (by its
 index in the batch, with why) and skipped; updates for another generator are skipped. An update
 for another base model is not filtered here: the backend refuses it (``ignored``).
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from schemas import ModelUpdate
+from schemas import ModelUpdate, RouterUpdate, parse_serving_update
 
 __all__ = ["UpdateChoice", "choose_update"]
 
@@ -24,7 +25,7 @@ class UpdateChoice:
     """What a batch of model-update values holds for one generator."""
 
     #: The last valid update of the generator (``None``: nothing to apply).
-    update: ModelUpdate | None
+    update: ModelUpdate | RouterUpdate | None
     #: Values that were not tombstones.
     seen: int
     #: ``(index in the batch, why)`` of each value that is not a ``ModelUpdate``.
@@ -33,7 +34,7 @@ class UpdateChoice:
 
 def choose_update(values: Sequence[bytes | None], generator: str) -> UpdateChoice:
     """The update of ``generator`` to apply from ``values`` (see the module docstring)."""
-    latest: ModelUpdate | None = None
+    latest: ModelUpdate | RouterUpdate | None = None
     seen = 0
     invalid: list[tuple[int, str]] = []
     for i, value in enumerate(values):
@@ -41,7 +42,7 @@ def choose_update(values: Sequence[bytes | None], generator: str) -> UpdateChoic
             continue
         seen += 1
         try:
-            update = ModelUpdate.model_validate_json(value)
+            update = parse_serving_update(value)
         except ValidationError as exc:
             invalid.append((i, exc.errors()[0]["msg"]))
             continue

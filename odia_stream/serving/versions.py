@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from odia_stream.generation.protocol import AdapterRef
 from odia_stream.serving.router_api import RouterLike
-from schemas import ModelUpdate
+from schemas import ModelUpdate, RouterUpdate
 
 __all__ = ["ActiveVersion", "VersionHolder"]
 
@@ -26,12 +26,13 @@ __all__ = ["ActiveVersion", "VersionHolder"]
 class ActiveVersion:
     """An immutable serving pair: the adapter the small model answers with, and its router.
 
-    ``adapter`` or ``router`` ``None``: nothing to route small with yet (every request goes large).
+    ``router`` ``None``: nothing to route with yet (every request goes large); ``adapter`` ``None``
+    with a router (a :class:`~schemas.RouterUpdate`): only the template tier answers small.
     """
 
     adapter: AdapterRef | None = None
     router: RouterLike | None = None
-    update: ModelUpdate | None = None
+    update: ModelUpdate | RouterUpdate | None = None
     activated_at: float = field(default_factory=time.time)
 
     @property
@@ -43,11 +44,6 @@ class ActiveVersion:
     def router_version(self) -> str | None:
         """The router's version (``None`` without a router)."""
         return self.router.version if self.router is not None else None
-
-    @property
-    def can_route_small(self) -> bool:
-        """Both an adapter and a router are in place."""
-        return self.adapter is not None and self.router is not None
 
 
 class VersionHolder:

@@ -1,8 +1,14 @@
 """One training round: learner snapshot → balanced set → LoRA → gate → registry → ``ModelUpdate``.
 
 The round is the trainer's domain logic (no Kafka): the worker in ``trainer/`` feeds it the
-retrain triggers it consumed and publishes the ``ModelUpdate`` it returns. Every round writes a
-JSON report, whatever its outcome, before the worker commits the triggers.
+retrain triggers it consumed and publishes the update it returns. Every round writes a JSON
+report, whatever its outcome, before the worker commits the triggers.
+
+A round that promotes nothing still updates the router serving uses: with a serving adapter, that
+adapter is re-sent with a router of the round's learner state (``router_refreshed``); with none
+(before the first promotion, or only one of another prompt format) and the template tier on, the
+round sends a :class:`~schemas.RouterUpdate`: that router alone (``router_only``), so template
+programs answer requests before any adapter passes the gate.
 """
 
 from __future__ import annotations
@@ -29,21 +35,23 @@ from odia_stream.settings import OdiaSettings
 from odia_stream.training.dataset import TrainingSet, build_training_set
 from odia_stream.training.gate import EvalReport, GateDecision, evaluate_generator, gate, trusted_functions
 from odia_stream.training.lora import LoraTrainResult, TrainingExample, train_lora
-from schemas import ModelUpdate, RetrainTrigger
+from schemas import ModelUpdate, RetrainTrigger, RouterUpdate
 
 log = logging.getLogger("odia.trainer")
 
 #: Builds the router paired with a promoted adapter:
-#: ``(learner snapshot, adapter version, functions the adapter is trusted with) -> router version``.
-RouterBuilder = Callable[[LearnerView, str, Collection[str] | None], str]
+#: ``(learner snapshot, adapter version, functions the adapter is trusted with) -> router version``;
+#: adapter ``None`` with no trusted function: a router for the template tier alone.
+RouterBuilder = Callable[[LearnerView, str | None, Collection[str] | None], str]
 
 RoundStatus = Literal["promoted", "rejected", "skipped"]
 
 
 @dataclass(frozen=True)
 class RoundOutcome:
-    """What a round did. ``update`` is set when an adapter was promoted, and when a rejected round
-    re-sends the serving adapter with a router built from the round's newer learner state."""
+    """What a round did. ``update`` is set when an adapter was promoted, when a rejected round
+    re-sends the serving adapter with a router built from the round's newer learner state, and
+    when a round that promoted nothing, with no adapter serving, sends that router alone."""
 
     status: RoundStatus
     reason: str
@@ -53,7 +61,7 @@ class RoundOutcome:
     candidate: EvalReport | None = None
     current: EvalReport | None = None
     entry: AdapterEntry | None = None
-    update: ModelUpdate | None = None
+    update: ModelUpdate | RouterUpdate | None = None
     #: The functions the adapter of ``update`` is trusted with (its paired router sends it no other).
     trusted: tuple[str, ...] = ()
 
@@ -95,18 +103,21 @@ class TrainingRound:
             ts = build_training_set(view, None, self.settings.training_data, progress=True)
             distinct = sum(ts.stats.train_distinct.values())
             if distinct < self.settings.trainer.min_train_records:
-                return self._finish(round_id, triggers, started, RoundOutcome(
+                outcome = RoundOutcome(
                     "skipped", f"{distinct} distinct training records < trainer.min_train_records "
-                    f"({self.settings.trainer.min_train_records})", Path(), training_set=ts))
-            if not ts.eval:
-                return self._finish(round_id, triggers, started, RoundOutcome(
+                    f"({self.settings.trainer.min_train_records})", Path(), training_set=ts)
+            elif not ts.eval:
+                outcome = RoundOutcome(
                     "skipped", "no held-out records to evaluate on (training_data.eval_share too small?)", Path(),
-                    training_set=ts))
-            work = Path(tempfile.mkdtemp(prefix="round-", dir=self._work_root()))
-            try:
-                outcome = self._train_and_gate(ts, work, view)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
+                    training_set=ts)
+            else:
+                work = Path(tempfile.mkdtemp(prefix="round-", dir=self._work_root()))
+                try:
+                    outcome = self._train_and_gate(ts, work, view)
+                finally:
+                    shutil.rmtree(work, ignore_errors=True)
+            if outcome.update is None:
+                outcome = self._router_alone(view, outcome)
         return self._finish(round_id, triggers, started, outcome)
 
     def _work_root(self) -> Path:
@@ -176,6 +187,23 @@ class TrainingRound:
         ).model_copy(update={"router_version": router_version})
         return update, trusted
 
+    def _router_alone(self, view: LearnerView, outcome: RoundOutcome) -> RoundOutcome:
+        """``outcome`` with a :class:`~schemas.RouterUpdate` when no adapter can serve (none promoted,
+        or only one of another prompt format), the template tier is on and the learner state holds
+        clusters; else ``outcome`` as it is."""
+        serving = self.registry.current()
+        usable = serving is not None and serving.prompt_format == prompt_format_version(self.settings.prompt)
+        if usable or self.router_builder is None or not self.settings.templates.enabled or not view.clusters:
+            return outcome
+        router_version = self.router_builder(view, None, ())
+        log.info("no adapter can serve yet; router %s sent alone (the template tier answers, the rest goes large)",
+                 router_version)
+        update = RouterUpdate(
+            kind="router_only", generator=self.settings.generator.name, router_version=router_version,
+            reason=f"round {outcome.status}: {outcome.reason}",
+        )
+        return dataclasses.replace(outcome, update=update, trusted=())
+
     async def _evaluate(
         self, ts: TrainingSet, candidate: AdapterRef, serving: AdapterEntry | None
     ) -> tuple[EvalReport, EvalReport | None]:
@@ -227,7 +255,9 @@ class TrainingRound:
             "serving_eval": outcome.current.as_dict() if outcome.current else None,
             "model_update": json.loads(outcome.update.model_dump_json()) if outcome.update else None,
             # A rejected round that re-sent the serving adapter with a router of newer state.
-            "router_refreshed": outcome.status == "rejected" and outcome.update is not None,
+            "router_refreshed": isinstance(outcome.update, ModelUpdate) and outcome.status == "rejected",
+            # A round that promoted nothing sent a router with no adapter (no adapter can serve yet).
+            "router_only": isinstance(outcome.update, RouterUpdate),
         }
         self.reports_dir.mkdir(parents=True, exist_ok=True)
         path = self.reports_dir / f"round-{round_id}.json"

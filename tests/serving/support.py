@@ -35,7 +35,7 @@ from odia_stream.serving import RouterLike, RouterLoader, ServingRuntime, build_
 from odia_stream.serving.routers import router_loader_for
 from odia_stream.settings import OdiaSettings, TrainerSettings
 from odia_stream.training.lora import TrainingExample
-from schemas import FCLogEvent, ModelUpdate, ServeRequest, ServeResponse, ToolSpec
+from schemas import FCLogEvent, ModelUpdate, RouterUpdate, ServeRequest, ServeResponse, ToolSpec
 from serving.consumer import ServingConsumer
 
 __all__ = [
@@ -165,7 +165,7 @@ def tiny_adapter(
     return train_adapter(base_dir, examples, trainer, out)
 
 
-def publish_update(settings: OdiaSettings, update: ModelUpdate) -> None:
+def publish_update(settings: OdiaSettings, update: ModelUpdate | RouterUpdate) -> None:
     p = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers})
     p.produce(
         settings.topics.model_updates.name, key=update.generator.encode(), value=update.model_dump_json()

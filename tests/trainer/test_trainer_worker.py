@@ -26,7 +26,7 @@ from odia_stream.routing import load_snapshot
 from odia_stream.routing.builder import snapshot_root
 from odia_stream.settings import OdiaSettings
 from odia_stream.training.gate import EvalReport, gate, trusted_functions
-from schemas import FCLogEvent, ModelUpdate, RetrainTrigger
+from schemas import FCLogEvent, ModelUpdate, RetrainTrigger, RouterUpdate, parse_serving_update
 from trainer.worker import TrainerWorker, default_router_builder
 
 pytestmark = pytest.mark.slow
@@ -115,6 +115,37 @@ def test_trigger_to_gated_content_addressed_model_update(
     assert published[-1].router_version == refreshed.router_version and published[-1].version == update.version
     report = json.loads(second.report_path.read_text(encoding="utf-8"))
     assert report["status"] == "rejected" and report["router_refreshed"] is True
+
+
+def test_a_round_that_promotes_nothing_with_no_adapter_sends_the_router_alone(
+    settings: OdiaSettings, tmp_path: Path, snips_events: list[FCLogEvent], read_topic: Callable[..., list]
+) -> None:
+    """Before any adapter passes the gate, the template tier must still reach serving: a round that
+    promotes nothing (here: too few records to train) sends a router built with no adapter and no
+    trusted function. With the template tier off it sends nothing."""
+    s = _trainer_settings(settings, tmp_path, min_train_records=100_000)
+    ensure_topics(s.kafka, s.topics.all())
+    learner = open_learner(s)
+    learner.process_batch([SourcedItem("t", 0, j, e) for j, e in enumerate(snips_events[:300])])
+    learner.close()
+    worker = TrainerWorker(s, router_builder=default_router_builder(s))
+    _publish(s, _trigger(1))
+    counters = worker.run(max_rounds=1)
+    outcome = counters.outcomes[-1]
+    assert outcome.status == "skipped" and isinstance(outcome.update, RouterUpdate), outcome
+    assert outcome.update.generator == s.generator.name and "min_train_records" in outcome.update.reason
+    published = [parse_serving_update(v) for _, v in read_topic(s.kafka.bootstrap_servers, s.topics.model_updates.name)]
+    assert published == [outcome.update]
+    snapshot = load_snapshot(snapshot_root(s) / outcome.update.router_version)
+    assert snapshot.adapter_version is None and snapshot.model_functions == ()
+    report = json.loads(outcome.report_path.read_text(encoding="utf-8"))
+    assert report["router_only"] is True and report["router_refreshed"] is False and report["trusted_functions"] == []
+
+    off = s.model_copy(update={"templates": s.templates.model_copy(update={"enabled": False})})
+    worker.round.settings = worker.settings = off
+    _publish(s, _trigger(2))
+    counters = worker.run(max_rounds=2)
+    assert counters.outcomes[-1].status == "skipped" and counters.outcomes[-1].update is None
 
 
 def test_gate_rules() -> None:

@@ -42,9 +42,9 @@ function renderVersions(view) {
     const metrics = Object.entries(m.eval_metrics).map(([k, v]) => k + "=" + (+v).toFixed(3)).join(", ");
     return el("tr", { "data-generator": m.generator }, [
       el("td", { class: "m-generator", text: m.generator }),
-      el("td", { class: "m-version" }, [el("code", { text: m.version })]),
+      el("td", { class: "m-version" }, m.version ? [el("code", { text: m.version })] : [el("em", { text: "no adapter (templates only)" })]),
       el("td", { class: "m-router", text: m.router_version || "–" }),
-      el("td", { class: "m-base", text: m.base_model }),
+      el("td", { class: "m-base", text: m.base_model || "–" }),
       el("td", { class: "m-metrics", text: metrics || "–" }),
       el("td", { class: "m-previous", text: m.previous_version || "–" }),
       el("td", { class: "m-created", text: when(m.created_at) }),

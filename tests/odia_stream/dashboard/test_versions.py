@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from odia_stream.dashboard import VersionBoard
-from schemas import ModelUpdate, ServeResponse
+from schemas import ModelUpdate, RouterUpdate, ServeResponse
 
 At = Callable[[float], datetime]
 
@@ -28,6 +28,14 @@ def test_last_update_per_generator_wins_rollback_included(make_update: Callable[
     assert [p.generator for p in b.promoted()] == ["small"]
     with pytest.raises(ValueError, match="differs from its generator"):
         b.apply_update("small", make_update("other", "x"))
+
+
+def test_a_router_sent_alone_shows_with_no_adapter(make_update: Callable[..., ModelUpdate]) -> None:
+    b = VersionBoard()
+    b.apply_update("small", make_update("small", "v1", router_version="r1"))
+    b.apply_update("small", RouterUpdate(kind="router_only", generator="small", router_version="r2", reason="rejected"))
+    [p] = b.promoted()
+    assert (p.generator, p.version, p.router_version, p.base_model, p.eval_metrics) == ("small", None, "r2", None, {})
 
 
 def test_serving_versions_are_the_newest_named_by_responses(make_response: Callable[..., ServeResponse], at: At) -> None:

@@ -11,6 +11,7 @@ from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
 from odia_stream.generation.hf_generator import HFGenerator
 from odia_stream.large_model.protocol import LargeModel
 from odia_stream.serving import CoalescingGenerator, ServingRuntime, build_runtime
+from schemas import ModelUpdate, RouterUpdate
 from tests.serving.support import (
     RouterFixture,
     engine_settings,
@@ -22,8 +23,9 @@ from tests.serving.support import (
 async def make_runtime(
     hf_generator: HFGenerator, adapters: tuple[AdapterEntry, AdapterEntry], app_router: RouterFixture
 ) -> AsyncIterator[Callable[..., object]]:
-    """``await make_runtime(large_model=None, *, router=app_router, templates=True, **serving)``: a
-    runtime serving adapter 1 with the real router of ``router`` (a fresh one per load)."""
+    """``await make_runtime(large_model=None, *, router=app_router, templates=True, adapter=True, **serving)``:
+    a runtime serving adapter 1 (``adapter=False``: no adapter, a ``RouterUpdate``) with the real
+    router of ``router`` (a fresh one per load)."""
     made: list[ServingRuntime] = []
 
     async def make(
@@ -31,6 +33,7 @@ async def make_runtime(
         *,
         router: RouterFixture | None = None,
         templates: bool = True,
+        adapter: bool = True,
         **serving: object,
     ) -> ServingRuntime:
         paired = router or app_router
@@ -40,9 +43,9 @@ async def make_runtime(
             large_model=large_model or replay_large(app_router.events),
             router_loader=lambda version: paired.load(),
         )
-        update = AdapterRegistry.to_model_update(adapters[0], "small").model_copy(
+        update: ModelUpdate | RouterUpdate = AdapterRegistry.to_model_update(adapters[0], "small").model_copy(
             update={"router_version": paired.version}
-        )
+        ) if adapter else RouterUpdate(kind="router_only", generator="small", router_version=paired.version)
         outcome = await runtime.swapper.apply(update)
         assert outcome.status == "swapped", outcome.reason
         made.append(runtime)

@@ -16,7 +16,7 @@ from odia_stream.serving import (
     fixed_warmup_prompt,
 )
 from odia_stream.settings import PromptSettings
-from schemas import ModelUpdate
+from schemas import ModelUpdate, RouterUpdate
 from tests.serving.support import RouterFixture, template_router
 
 
@@ -133,3 +133,31 @@ async def test_the_serving_adapter_sent_again_with_a_new_router_swaps_the_router
     assert metrics.value("odia_serving_active_version", labels) == 1
     await swapper.aclose()
     assert v1.version in hf_generator.loaded_versions()  # never unloaded: it serves on
+
+
+async def test_a_router_sent_alone_serves_with_no_adapter_and_unloads_the_old_one(
+    hf_generator: HFGenerator, adapters: tuple[AdapterEntry, AdapterEntry], app_router: RouterFixture
+) -> None:
+    """What a round that promotes nothing sends while no adapter can serve: the router alone. The
+    serving adapter (say, a rollback target of another prompt format) is unloaded once drained."""
+    _, v2 = adapters
+    alone = template_router(app_router)
+    routers = {app_router.version: app_router, alone.version: alone}
+    gen = CoalescingGenerator(hf_generator, 8)
+    versions, metrics = VersionHolder(), ServingMetrics()
+    swapper = HotSwapper(gen, versions, prompt_options=PromptSettings(), router_loader=lambda v: routers[v].load(),
+                         metrics=metrics, warmup_requests=1, max_new_tokens=4)
+    assert (await swapper.apply(_update(v2, router_version=app_router.version))).status == "swapped"
+    update = RouterUpdate(kind="router_only", generator="small", router_version=alone.version, reason="test")
+    outcome = await swapper.apply(update)
+    assert outcome.status == "swapped" and outcome.version is None and outcome.previous == v2.version
+    assert outcome.router_version == alone.version and outcome.load_ms == outcome.warmup_ms == 0
+    assert versions.current.adapter is None and versions.current.router_version == alone.version
+    assert versions.current.update == update
+    assert metrics.value("odia_serving_active_version", {"adapter_version": "none", "router_version": alone.version}) == 1
+    assert (await swapper.apply(update)).status == "unchanged"
+    missing = await swapper.apply(update.model_copy(update={"router_version": "no-such-router"}))
+    assert missing.status == "failed" and "no-such-router" in missing.reason
+    assert versions.current.router_version == alone.version
+    await swapper.aclose()
+    assert v2.version not in hf_generator.loaded_versions()

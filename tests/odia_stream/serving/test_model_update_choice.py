@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from odia_stream.serving.updates import choose_update
-from schemas import ModelUpdate
+from schemas import ModelUpdate, RouterUpdate
 
 
 def _update(version: str, generator: str = "small") -> bytes:
@@ -24,6 +24,16 @@ def test_the_last_update_of_the_generator_wins() -> None:
     got = choose_update([_update("v1"), _update("v2"), _update("x9", "other")], "small")
     assert got.update is not None and got.update.version == "v2"
     assert got.seen == 3 and got.invalid == ()
+
+
+def test_a_router_sent_alone_is_an_update_like_any_other() -> None:
+    alone = RouterUpdate(kind="router_only", generator="small", router_version="r7").model_dump_json().encode()
+    got = choose_update([_update("v1"), alone], "small")
+    assert isinstance(got.update, RouterUpdate) and got.update.router_version == "r7" and got.update.version is None
+    got = choose_update([alone, _update("v2")], "small")
+    assert isinstance(got.update, ModelUpdate) and got.update.version == "v2" and got.invalid == ()
+    unnamed = b'{"kind": "router_only", "generator": "small"}'  # no router: not an update
+    assert [i for i, _ in choose_update([unnamed], "small").invalid] == [0]
 
 
 def test_tombstones_are_skipped_and_invalid_values_reported_by_index() -> None:

@@ -1,6 +1,7 @@
 """The serving engine's template tier with real parts: the app's router with live programs, the
 HF backend with a trained adapter, the replay large model. A template answer needs no model; a call
-the offered schema refuses falls through; disagreeing shadow checks demote the program."""
+the offered schema refuses falls through; disagreeing shadow checks demote the program. With a
+router served alone (no adapter yet) templates answer and the rest goes large."""
 
 from __future__ import annotations
 
@@ -38,6 +39,22 @@ async def test_a_template_answer_needs_no_model(make_runtime, app_router: Router
     assert runtime.metrics.value("odia_serving_requests_total", {"served_by": "template", "reason": resp.route_reason}) == 1
     disabled = await make_runtime(router=fixture, templates=False)
     assert (await disabled.engine.answer(_request(ev))).served_by in ("small", "large"), "the setting turns the tier off"
+
+
+async def test_with_no_adapter_templates_answer_and_the_rest_goes_large(
+    make_runtime, app_router: RouterFixture
+) -> None:
+    fixture = template_router(app_router)
+    runtime = await make_runtime(router=fixture, adapter=False)
+    router = fixture.load()
+    ev = _answerable(router, app_router.events)
+    resp = await runtime.engine.answer(_request(ev))
+    assert resp.served_by == "template" and resp.adapter_version is None and resp.router_version == fixture.version
+    other = next(e for e in app_router.held_out if (d := router.decide(_request(e))).route == "small"
+                 and router.template_answer(_request(e), d.function).call is None)
+    resp = await runtime.engine.answer(_request(other))
+    assert resp.served_by == "large" and resp.route_reason == "no_adapter" and resp.error is None
+    assert resp.latency.template_ms > 0, "the template tier was asked first"
 
 
 async def test_a_call_the_schema_refuses_falls_through_to_the_small_model(
