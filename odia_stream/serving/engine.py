@@ -15,9 +15,9 @@ Per request (pure async logic, no Kafka):
    and queue are full it goes large at once (``small_busy``);
 4. admitted: generate with the pair's adapter within the latency budget, parse, map aliases back
    and validate against the offered tools; any failure is escalated
-   (:mod:`odia_stream.serving.escalation`) and counted. If no answer came within the hedge delay,
-   the large call starts beside the generation and the first valid answer wins (a large win has
-   route reason ``hedged``);
+   (:mod:`odia_stream.serving.escalation`) and counted. If no answer came within the hedge delay
+   (0 while the small path is unmeasured, and for probes), the large call starts beside the
+   generation and the first valid answer wins (a large win has route reason ``hedged``);
 5. large route or escalation: ask the large model;
 6. served by a template or small: maybe start a shadow check (off the critical path; a program's
    disagreements spend its own error budget).
@@ -254,7 +254,7 @@ class ServeEngine:
             return await self._large(request, active, clock, SMALL_NOT_FASTER)
         if not self.capacity.try_admit():
             return await self._large(request, active, clock, SMALL_BUSY)
-        return await self._small_or_hedged(request, active, decision, clock, prompt, chars)
+        return await self._small_or_hedged(request, active, decision, clock, prompt, chars, gate.probe)
 
     async def _small_or_hedged(
         self,
@@ -264,8 +264,10 @@ class ServeEngine:
         clock: _Clock,
         prompt: RenderedPrompt,
         chars: int,
+        probe: bool,
     ) -> ServeResponse:
-        """The admitted small generation, with the large call started beside it after the hedge delay."""
+        """The admitted small generation, with the large call started beside it after the hedge delay
+        (at once for a ``probe`` of the closed gate and while the small path is unmeasured)."""
         generating = time.perf_counter()
 
         async def admitted() -> _SmallAnswer:
@@ -280,7 +282,9 @@ class ServeEngine:
         small_task = asyncio.ensure_future(admitted())
         large_task: asyncio.Future[_LargeAnswer] | None = None
         try:
-            await asyncio.wait({small_task}, timeout=self.gate.hedge_delay_s())
+            delay = self.gate.hedge_delay_s(probe)
+            if delay is None or delay > 0:
+                await asyncio.wait({small_task}, timeout=delay)
             if small_task.done():
                 return await self._served_small(request, active, decision, clock, small_task.result())
             large_task = asyncio.ensure_future(self._large_call(request))

@@ -15,7 +15,9 @@ model alone would have been. Three rules keep it by construction (the engine app
   ``cost`` mode keeps small routing regardless.
 * **Hedging** (:meth:`LatencyGate.hedge_delay_s`): when the small model has not answered within
   the hedge delay (its own recent p90, capped by a setting), the engine starts the large call
-  beside it; the first valid answer wins.
+  beside it; the first valid answer wins. Until the small path has been measured, and for the
+  probes of a closed gate, the delay is 0: both calls start together, so a request is never
+  slower for being the one that measures the small path (it costs a large call instead).
 
 Pure logic, no Kafka; used from one event loop.
 """
@@ -214,14 +216,21 @@ class LatencyGate:
         probe = self.probe_every > 0 and self._closed_seen % self.probe_every == 0
         return GateDecision(probe, probe, small, large)
 
-    def hedge_delay_s(self) -> float | None:
+    def hedge_delay_s(self, probe: bool = False) -> float | None:
         """Seconds to wait for the small model before starting the large call beside it: the small
-        path's recent ``hedge_quantile`` latency, capped by ``hedge_max_delay_ms`` (the cap while
-        there are too few samples); ``None`` when hedging is off."""
+        path's recent ``hedge_quantile`` latency, capped by ``hedge_max_delay_ms``; 0 (start both at
+        once) while there are fewer than ``latency_min_samples`` small-path latencies and for a
+        ``probe`` of the closed gate, since nothing says the small model will be faster then;
+        ``None`` when hedging is off.
+
+        An abandoned small call is still measured (up to the large model's answer): censored there,
+        it keeps the gate closed while the small path is slower, and a faster small path shows by
+        winning the race.
+        """
         if not self.hedge_enabled:
             return None
-        if len(self.small_all) < self.min_samples:
-            return self.hedge_max_s
+        if probe or len(self.small_all) < self.min_samples:
+            return 0.0
         q = self.small_all.quantile(self.hedge_quantile)
         assert q is not None
         return min(q / 1000.0, self.hedge_max_s)

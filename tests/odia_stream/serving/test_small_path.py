@@ -154,13 +154,18 @@ class _ScriptedLarge:
 
 
 def _engine(small: _ScriptedSmall, large: _ScriptedLarge, *, limits: tuple[int, int] = (4, 4),
-            **serving: object) -> ServeEngine:
+            measured_small_ms: float | None = None, **serving: object) -> ServeEngine:
+    """An engine over the test doubles; ``measured_small_ms``: the small path has already been
+    measured (``latency_min_samples`` latencies of that many ms), so the hedge delay applies."""
     adapter = AdapterRef("a1", Path("/nonexistent"), "0" * 64, "scripted-test-double")
-    return ServeEngine(
+    engine = ServeEngine(
         _settings(**serving), generator=small, large_model=large,  # type: ignore[arg-type]
         versions=VersionHolder(ActiveVersion(adapter=adapter, router=_Router())),  # type: ignore[arg-type]
         small_limits=limits,
     )
+    for _ in range(engine.gate.min_samples if measured_small_ms is not None else 0):
+        engine.gate.observe_small(float(measured_small_ms), 10)  # type: ignore[arg-type]
+    return engine
 
 
 # --- pure logic -----------------------------------------------------------------------------------
@@ -241,10 +246,11 @@ def test_cost_mode_keeps_the_small_path() -> None:
 
 def test_hedge_delay_is_the_small_quantile_capped() -> None:
     gate = LatencyGate(_settings(latency_min_samples=10, hedge_quantile=0.9, hedge_max_delay_ms=800))
-    assert gate.hedge_delay_s() == pytest.approx(0.8), "too few samples: the cap"
+    assert gate.hedge_delay_s() == 0.0, "too few samples: both calls start at once"
     for ms in range(10, 110, 10):
         gate.observe_small(float(ms), 10)
     assert gate.hedge_delay_s() == pytest.approx(0.091)
+    assert gate.hedge_delay_s(probe=True) == 0.0, "a probe of the closed gate races the large call"
     for _ in range(100):
         gate.observe_small(5000.0, 10)
     assert gate.hedge_delay_s() == pytest.approx(0.8)
@@ -256,7 +262,7 @@ def test_hedge_delay_is_the_small_quantile_capped() -> None:
 
 async def test_a_small_answer_within_the_hedge_delay_never_calls_the_large_model() -> None:
     small, large = _ScriptedSmall(delay_s=0.01), _ScriptedLarge(delay_s=0.5)
-    engine = _engine(small, large, hedge_max_delay_ms=500)
+    engine = _engine(small, large, hedge_max_delay_ms=500, latency_min_samples=1, measured_small_ms=1000)
     r = await engine.answer(_request(1))
     assert (r.served_by, r.call) == ("small", CALL)
     assert large.calls == 0 and engine.metrics.value("odia_serving_hedges_total", {"winner": "small"}) == 0
@@ -274,7 +280,7 @@ async def test_a_function_the_adapter_is_not_trusted_with_goes_large_without_the
 
 async def test_hedge_large_wins_and_the_small_generation_is_cancelled() -> None:
     small, large = _ScriptedSmall(delay_s=5.0), _ScriptedLarge(delay_s=0.05)
-    engine = _engine(small, large, hedge_max_delay_ms=50)
+    engine = _engine(small, large, hedge_max_delay_ms=50, latency_min_samples=1, measured_small_ms=100)
     t0 = time.perf_counter()
     r = await engine.answer(_request(1))
     took = time.perf_counter() - t0
@@ -284,13 +290,29 @@ async def test_hedge_large_wins_and_the_small_generation_is_cancelled() -> None:
     await asyncio.sleep(0)
     assert small.cancelled == 1 and engine.capacity.admitted == 0
     assert engine.metrics.value("odia_serving_hedges_total", {"winner": "large"}) == 1
-    assert len(engine.gate.small_all) == 1, "abandoned: still measured"
+    assert len(engine.gate.small_all) == 2, "abandoned: still measured"
     assert (engine.gate.small_all.quantile(0.5) or 0) >= 90
+
+
+async def test_an_unmeasured_small_path_races_the_large_model_from_the_start() -> None:
+    """Nothing says yet that the small model is faster: the large call starts with it, so the
+    request measuring the small path is answered at the large model's latency, not after the cap."""
+    small, large = _ScriptedSmall(delay_s=5.0), _ScriptedLarge(delay_s=0.05)
+    engine = _engine(small, large, hedge_max_delay_ms=5000)
+    t0 = time.perf_counter()
+    r = await engine.answer(_request(1))
+    assert (r.served_by, r.route_reason) == ("large", HEDGED) and large.calls == 1
+    assert time.perf_counter() - t0 < 2.5, "not after the 5 s hedge cap"
+    await asyncio.sleep(0)
+    assert small.cancelled == 1 and len(engine.gate.small_all) == 1, "the abandoned small call is measured"
+    fast = _engine(_ScriptedSmall(delay_s=0.0), _ScriptedLarge(delay_s=1.0), hedge_max_delay_ms=5000)
+    r = await fast.answer(_request(2))
+    assert r.served_by == "small" and fast.metrics.value("odia_serving_hedges_total", {"winner": "small"}) == 1
 
 
 async def test_hedge_small_wins_and_the_large_call_is_cancelled() -> None:
     small, large = _ScriptedSmall(delay_s=0.15), _ScriptedLarge(delay_s=5.0)
-    engine = _engine(small, large, hedge_max_delay_ms=20)
+    engine = _engine(small, large, hedge_max_delay_ms=20, latency_min_samples=1, measured_small_ms=100)
     r = await engine.answer(_request(1))
     assert (r.served_by, r.call) == ("small", CALL)
     await asyncio.sleep(0)
@@ -300,7 +322,7 @@ async def test_hedge_small_wins_and_the_large_call_is_cancelled() -> None:
 
 async def test_hedge_small_fails_and_the_running_large_call_answers() -> None:
     small, large = _ScriptedSmall(delay_s=0.1, text="not a call"), _ScriptedLarge(delay_s=0.2)
-    engine = _engine(small, large, hedge_max_delay_ms=20)
+    engine = _engine(small, large, hedge_max_delay_ms=20, latency_min_samples=1, measured_small_ms=100)
     t0 = time.perf_counter()
     r = await engine.answer(_request(1))
     assert (r.served_by, r.route_reason) == ("large", "escalated:parse_error")
@@ -311,7 +333,7 @@ async def test_hedge_small_fails_and_the_running_large_call_answers() -> None:
 
 async def test_hedge_both_fail_gives_one_error_response() -> None:
     small, large = _ScriptedSmall(delay_s=0.1, text="not a call"), _ScriptedLarge(delay_s=0.01, fail=True)
-    engine = _engine(small, large, hedge_max_delay_ms=20)
+    engine = _engine(small, large, hedge_max_delay_ms=20, latency_min_samples=1, measured_small_ms=100)
     r = await engine.answer(_request(1))
     assert r.served_by == "none" and r.call is None and r.error and "large model failed" in r.error
     assert r.route_reason == "escalated:parse_error"
@@ -320,7 +342,7 @@ async def test_hedge_both_fail_gives_one_error_response() -> None:
 
 async def test_large_fails_first_and_the_small_answer_is_served() -> None:
     small, large = _ScriptedSmall(delay_s=0.1), _ScriptedLarge(delay_s=0.01, fail=True)
-    engine = _engine(small, large, hedge_max_delay_ms=20)
+    engine = _engine(small, large, hedge_max_delay_ms=20, latency_min_samples=1, measured_small_ms=100)
     r = await engine.answer(_request(1))
     assert (r.served_by, r.call) == ("small", CALL)
     assert engine.metrics.value("odia_serving_hedges_total", {"winner": "small"}) == 1
@@ -355,3 +377,15 @@ async def test_a_closed_gate_routes_small_requests_large() -> None:
     assert (r.served_by, r.route_reason) == ("large", SMALL_NOT_FASTER) and small.started == 0
     assert engine.metrics.value("odia_serving_small_path_open") == 0
     assert engine.metrics.value("odia_serving_latency_estimate_seconds", {"path": "small"}) == 3.0
+
+
+async def test_a_probe_of_the_closed_gate_starts_the_large_call_at_once() -> None:
+    small, large = _ScriptedSmall(delay_s=5.0), _ScriptedLarge(delay_s=0.05)
+    engine = _engine(small, large, latency_min_samples=2, gate_probe_share=1.0, hedge_max_delay_ms=5000)
+    for _ in range(2):
+        engine.gate.observe_small(3000.0, 100)
+        engine.gate.observe_large(1000.0)
+    t0 = time.perf_counter()
+    r = await engine.answer(_request(1))
+    assert (r.served_by, r.route_reason) == ("large", HEDGED) and small.started == 1
+    assert time.perf_counter() - t0 < 2.5, "the probe did not wait for the hedge cap"
