@@ -6,6 +6,7 @@ import socket
 
 import faust
 
+from kafka_runtime.security import faust_credentials
 from odia_stream.settings import OdiaSettings
 
 #: Where the consumer starts on a partition without a committed offset, or after an out-of-range
@@ -19,11 +20,13 @@ def broker_url(bootstrap_servers: str) -> str:
 
 
 def create_app(settings: OdiaSettings) -> faust.App:
-    """A Faust app talking to ``settings.kafka.bootstrap_servers``; topics are created by
-    ``odia topics create`` beforehand (Faust's own topic declaration is not relied upon)."""
+    """A Faust app talking to ``settings.kafka.bootstrap_servers`` with the Kafka security settings
+    (:func:`kafka_runtime.security.faust_credentials`); topics are created by ``odia topics
+    create`` beforehand (Faust's own topic declaration is not relied upon)."""
     return faust.App(
         settings.app_id,
         broker=broker_url(settings.kafka.bootstrap_servers),
+        broker_credentials=faust_credentials(settings.kafka),
         store="memory://",
         datadir=str(settings.state_dir / "faust"),  # not ./<app_id>-data in the working directory
         value_serializer="raw",

@@ -22,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from odia_stream.clustering.audit import PartitionAudit
+from odia_stream.http_auth import serve_metrics
 from odia_stream.settings import OdiaSettings
 
 __all__ = ["AuditCollector", "start_ingest_metrics"]
@@ -83,16 +84,15 @@ def start_ingest_metrics(
     read_blocked: Callable[[], bool] = lambda: False,
 ) -> tuple[CollectorRegistry, Any | None]:
     """A registry with the audit collector, served on ``ingest.metrics_host:metrics_port`` when a
-    port is set and free (else logged, and the worker runs without the server)."""
+    port is set and free (else logged, and the worker runs without the server), behind
+    ``ingest.metrics_token`` (required off loopback: ``ValueError`` without one)."""
     registry = CollectorRegistry()
     registry.register(AuditCollector(read_audit, read_resets, read_blocked))
     s = settings.ingest
     if s.metrics_port is None:
         return registry, None
-    from prometheus_client import start_http_server
-
     try:
-        server, _ = start_http_server(s.metrics_port, addr=s.metrics_host, registry=registry)
+        server = serve_metrics(registry, s.metrics_host, s.metrics_port, s.metrics_token, "ODIA_INGEST__METRICS_TOKEN")
     except OSError as exc:
         log.warning("ingest metrics not served on %s:%d: %s", s.metrics_host, s.metrics_port, exc)
         return registry, None

@@ -13,6 +13,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from kafka_runtime.idle_pacing import IdlePacer
+from kafka_runtime.security import confluent_security
 from odia_stream.settings import KafkaSettings, OdiaSettings
 
 __all__ = ["KafkaTarget", "TopicReader", "as_kafka", "client_config", "group_lag", "make_consumer", "partition_offsets", "make_producer", "member_id"]
@@ -32,8 +33,10 @@ def as_kafka(target: KafkaTarget) -> KafkaSettings:
 
 
 def client_config(kafka: KafkaTarget) -> dict[str, Any]:
-    """The properties every client of ``kafka`` shares (today: where the brokers are)."""
-    return {"bootstrap.servers": as_kafka(kafka).bootstrap_servers}
+    """The properties every client of ``kafka`` shares: where the brokers are and how to reach them
+    securely (:func:`kafka_runtime.security.confluent_security`). Holds secrets: never log it."""
+    k = as_kafka(kafka)
+    return {"bootstrap.servers": k.bootstrap_servers, **confluent_security(k)}
 
 
 def make_producer(kafka: KafkaTarget, config: dict[str, Any] | None = None) -> Producer:

@@ -7,6 +7,11 @@ static page and its JSON document (``/api/state``), which the page polls. The co
 (cluster-state, model-updates) are always read from their beginning, because their meaning is
 the last value per key and brokers may not have compacted them (the local one never does);
 the response topic is read from its beginning only with ``from_beginning``.
+
+The server binds ``dashboard.host`` (127.0.0.1 by default). With ``dashboard.token`` set, which
+any other address requires, every request must present it: ``Authorization: Bearer <token>``,
+or the cookie a browser gets by opening the page once as ``/?token=<token>`` (it is redirected
+to ``/``, so the token does not stay in the address bar or the history).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
@@ -27,9 +33,13 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, 
 from kafka_runtime.clients import KafkaTarget, as_kafka, make_consumer
 from kafka_runtime.idle_pacing import IdlePacer
 from odia_stream.dashboard import STATIC_FILES, DashboardState, RecordKind, read_static
+from odia_stream.http_auth import bearer_token, check_exposure, token_matches
 from odia_stream.settings import DashboardSettings, OdiaSettings
 
 log = logging.getLogger(__name__)
+
+#: The cookie that carries the dashboard token for a browser (HttpOnly, SameSite=Strict).
+TOKEN_COOKIE = "odia_dashboard_token"
 
 #: (kind, key, value) of one Kafka record.
 Record = tuple[RecordKind, bytes | None, bytes | None]
@@ -273,7 +283,24 @@ class DashboardServer:
                  "caught_up": p.caught_up, "consumer_error": self.feed.last_error}
             )
 
-        app = web.Application()
+        token = self.dashboard.token
+
+        @web.middleware
+        async def require_token(request: web.Request, handler: Any) -> web.StreamResponse:
+            if token is None:
+                return await handler(request)
+            if token_matches(bearer_token(request.headers.get("Authorization")), token) or token_matches(
+                request.cookies.get(TOKEN_COOKIE), token
+            ):
+                return await handler(request)
+            if request.path == "/" and token_matches(request.query.get("token"), token):
+                found = web.HTTPFound("/")
+                found.set_cookie(TOKEN_COOKIE, token.get_secret_value(), httponly=True, samesite="Strict")
+                return found
+            return web.json_response({"error": "a bearer token is required"}, status=401,
+                                     headers={"WWW-Authenticate": "Bearer"})
+
+        app = web.Application(middlewares=[require_token])
         app.router.add_get("/", index)
         app.router.add_get("/static/{name}", static)
         app.router.add_get("/api/state", api_state)
@@ -314,8 +341,10 @@ class DashboardServer:
     def start(self, timeout_s: float = 15.0) -> str:
         """Start the feed and the web server; returns the page's URL.
 
-        Raises ``OSError`` when the address cannot be bound.
+        Raises ``OSError`` when the address cannot be bound, ``ValueError`` when it is not a loopback
+        address and no token is set.
         """
+        check_exposure(self.host, self.dashboard.token, "the dashboard", "ODIA_DASHBOARD__TOKEN")
         self._http_thread = threading.Thread(target=self._run_http, name="odia-dashboard-http", daemon=True)
         self._http_thread.start()
         if not self._ready.wait(timeout_s):

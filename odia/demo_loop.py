@@ -205,7 +205,8 @@ def _start_dashboard(settings: OdiaSettings, port: int | None, console: Console)
     except OSError as exc:
         console.print(f"[yellow]dashboard not started ({exc}); set ODIA_DASHBOARD__PORT to a free port[/]")
         return None
-    console.print(f"phase 0: the dashboard shows the loop live at [bold]{url}[/]")
+    guarded = " (it asks for ODIA_DASHBOARD__TOKEN: open it once as ?token=<token>)" if settings.dashboard.token else ""
+    console.print(f"phase 0: the dashboard shows the loop live at [bold]{url}[/]{guarded}")
     return server
 
 

@@ -12,12 +12,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 
 
 class KafkaSettings(BaseModel):
-    """Where the broker is. Code talks Kafka only through this address."""
+    """Where the broker is and how to reach it securely. Every Kafka client of every process is
+    configured from this group alone (``kafka_runtime.security`` maps it into confluent-kafka's
+    properties and Faust's credentials); secrets are ``SecretStr`` and never printed."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     bootstrap_servers: str = "127.0.0.1:9092"
     #: Static group membership (KIP-345): a restarted worker with the same id takes its partitions
@@ -30,6 +37,73 @@ class KafkaSettings(BaseModel):
     #: broker answers empty fetches at once and idle clients would spin (``kafka_runtime/idle_pacing.py``).
     #: 0 = off; use 0 with Apache Kafka, whose long polls make it unneeded.
     idle_backoff_ms: float = Field(default=100.0, ge=0)
+    #: ``PLAINTEXT`` (the local broker), ``SSL`` (TLS, optionally mutual), ``SASL_PLAINTEXT``, ``SASL_SSL``.
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    #: SASL mechanism (required with a ``SASL_*`` protocol): ``PLAIN``, ``SCRAM-SHA-256``,
+    #: ``SCRAM-SHA-512`` (username and password) or ``OAUTHBEARER`` (OIDC client credentials).
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    #: OAUTHBEARER: the OIDC token endpoint, client id and secret, and scope (client-credentials grant).
+    sasl_oauth_token_endpoint: str | None = None
+    sasl_oauth_client_id: str | None = None
+    sasl_oauth_client_secret: SecretStr | None = None
+    sasl_oauth_scope: str | None = None
+    #: TLS (``SSL``, ``SASL_SSL``): CA bundle that signs the brokers' certificates (default: the system's).
+    ssl_ca_file: Path | None = None
+    #: Mutual TLS: this client's certificate and private key (PEM), and the key's password.
+    ssl_cert_file: Path | None = None
+    ssl_key_file: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    #: Check that a broker's certificate names the host connected to (leave on outside tests).
+    ssl_check_hostname: bool = True
+
+    @property
+    def uses_tls(self) -> bool:
+        """The protocol encrypts (``SSL`` or ``SASL_SSL``)."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        """The protocol authenticates with SASL."""
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _consistent_security(self) -> KafkaSettings:
+        """A setting the chosen protocol would ignore is an error, not a silent no-op."""
+        oauth = (self.sasl_oauth_token_endpoint, self.sasl_oauth_client_id, self.sasl_oauth_client_secret)
+        sasl_given = [n for n, v in (("sasl_mechanism", self.sasl_mechanism), ("sasl_username", self.sasl_username),
+                                     ("sasl_password", self.sasl_password), ("sasl_oauth_token_endpoint", oauth[0]),
+                                     ("sasl_oauth_client_id", oauth[1]), ("sasl_oauth_client_secret", oauth[2]))
+                      if v is not None]
+        tls_given = [n for n, v in (("ssl_ca_file", self.ssl_ca_file), ("ssl_cert_file", self.ssl_cert_file),
+                                    ("ssl_key_file", self.ssl_key_file), ("ssl_key_password", self.ssl_key_password))
+                     if v is not None]
+        where = f"kafka.security_protocol is {self.security_protocol}"
+        if not self.uses_sasl and sasl_given:
+            raise ValueError(f"{', '.join('kafka.' + n for n in sasl_given)} set but {where}: use SASL_SSL or SASL_PLAINTEXT")
+        if not self.uses_tls and tls_given:
+            raise ValueError(f"{', '.join('kafka.' + n for n in tls_given)} set but {where}: use SSL or SASL_SSL")
+        if self.uses_sasl:
+            if self.sasl_mechanism is None:
+                raise ValueError(f"{where}: kafka.sasl_mechanism is required")
+            if self.sasl_mechanism == "OAUTHBEARER":
+                if None in oauth:
+                    raise ValueError("kafka.sasl_mechanism OAUTHBEARER needs kafka.sasl_oauth_token_endpoint, "
+                                     "sasl_oauth_client_id and sasl_oauth_client_secret")
+                if self.sasl_username is not None or self.sasl_password is not None:
+                    raise ValueError("kafka.sasl_username/sasl_password are not used with OAUTHBEARER")
+            else:
+                if self.sasl_username is None or self.sasl_password is None:
+                    raise ValueError(f"kafka.sasl_mechanism {self.sasl_mechanism} needs kafka.sasl_username and "
+                                     "kafka.sasl_password")
+                if any(v is not None for v in oauth):
+                    raise ValueError(f"kafka.sasl_oauth_* settings are only for OAUTHBEARER, not {self.sasl_mechanism}")
+        if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
+            raise ValueError("kafka.ssl_cert_file and kafka.ssl_key_file go together (mutual TLS)")
+        if self.ssl_key_password is not None and self.ssl_key_file is None:
+            raise ValueError("kafka.ssl_key_password set without kafka.ssl_key_file")
+        return self
 
 
 class TopicSpec(BaseModel):
@@ -93,10 +167,17 @@ class TopicSettings(BaseModel):
 class StoreSettings(BaseModel):
     """The cluster store: embedded Qdrant engine by default, a Qdrant server by URL in production."""
 
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     backend: Literal["edge", "qdrant"] = "edge"
-    #: For ``qdrant``: a server URL (``http://qdrant:6333``), or ``:memory:`` / a path (qdrant-client local mode).
+    #: For ``qdrant``: a server URL (``http://qdrant:6333``, ``https://…`` for TLS), or ``:memory:`` /
+    #: a path (qdrant-client local mode).
     url: str | None = None
-    api_key: str | None = None
+    #: Qdrant server API key (a secret: never logged nor written).
+    api_key: SecretStr | None = None
+    #: CA bundle that signs an ``https`` Qdrant server's certificate (default: the system's). TLS
+    #: certificates are always verified.
+    ca_file: Path | None = None
     collection: str = "odia_clusters"
 
 
@@ -162,12 +243,17 @@ class LargeModelSettings(BaseModel):
     after a latency drawn from a lognormal (median/P90 below; the paper's 1600 ms median).
     """
 
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     kind: Literal["openai", "replay"] = "replay"
     #: OpenAI-compatible base URL (``.../v1``).
     base_url: str = "http://127.0.0.1:8000/v1"
     #: Model name sent with each request (required for ``openai``).
     model: str | None = None
     api_key: SecretStr | None = None
+    #: CA bundle that signs an ``https`` endpoint's certificate (default: the system's); TLS
+    #: certificates are always verified.
+    ca_file: Path | None = None
     #: Seconds per HTTP attempt (connect, read, write, pool).
     timeout_s: float = Field(default=30.0, gt=0)
     #: Further attempts after a timeout, a connection error, 429 or 5xx.
@@ -196,6 +282,8 @@ class LargeModelSettings(BaseModel):
 class VllmSettings(BaseModel):
     """The small generator on vLLM: in-process engine options, or the URL of a vLLM server."""
 
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     #: KV cache size in GiB (``VLLM_CPU_KVCACHE_SPACE`` on CPU; ``kv_cache_memory_bytes`` on GPU).
     kv_cache_gib: float = Field(default=1.0, gt=0)
     #: Prompt + output tokens (HammerBench zh prompts with their tools reach ~2k tokens).
@@ -213,6 +301,8 @@ class VllmSettings(BaseModel):
     #: Base URL of a vLLM OpenAI-compatible server (``http://vllm:8000``) for the HTTP backend.
     server_url: str | None = None
     server_api_key: SecretStr | None = None
+    #: CA bundle that signs an ``https`` server's certificate (default: the system's; always verified).
+    server_ca_file: Path | None = None
     #: Seconds per HTTP request to that server.
     request_timeout_s: float = Field(default=30.0, gt=0)
 
@@ -275,8 +365,14 @@ class TrainerSettings(BaseModel):
 class DashboardSettings(BaseModel):
     """``odia dashboard``: the web page over the cluster-state, response and model-update topics."""
 
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    #: Bound to this machine only by default; any other address requires ``token``.
     host: str = "127.0.0.1"
     port: int = Field(default=8050, ge=0, le=65535)
+    #: Bearer token every request must carry (``Authorization: Bearer …``, or ``?token=`` once in a
+    #: browser, which sets a cookie); required when ``host`` is not a loopback address.
+    token: SecretStr | None = None
     #: Seconds between the page's polls of its JSON endpoint.
     refresh_s: float = Field(default=2.0, gt=0)
     #: Largest clusters listed (totals count all of them).
@@ -333,6 +429,8 @@ class TrainingDataSettings(BaseModel):
 class ServingSettings(BaseModel):
     """The serving consumer: backend, concurrency, escalation budget, shadow checks, metrics, hot swap."""
 
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     #: Small-generator backend: ``auto`` = vLLM when importable, else transformers (``hf``); ``http`` = a vLLM server.
     backend: Literal["auto", "hf", "vllm", "http"] = "auto"
     #: ``route``: the router decides; ``all_large``: every request goes to the large model (kill switch, baseline).
@@ -374,7 +472,10 @@ class ServingSettings(BaseModel):
     shadow_seed: int = 0
     #: Prometheus endpoint; ``None`` = no endpoint.
     metrics_port: int | None = Field(default=9108, ge=0, le=65535)
+    #: Loopback by default; any other address requires ``metrics_token``.
     metrics_host: str = "127.0.0.1"
+    #: Bearer token the metrics endpoint requires (``Authorization: Bearer …``).
+    metrics_token: SecretStr | None = None
     #: Generations with a new adapter before it is switched in.
     warmup_requests: int = Field(default=3, ge=0)
     #: Seconds between offset commits of the request consumer.
@@ -458,11 +559,16 @@ class DeadLetterSettings(BaseModel):
 class IngestSettings(BaseModel):
     """The ingest worker's own endpoints."""
 
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     #: Prometheus metrics of the ingest audit (``odia_ingest_records_total{topic, partition, outcome}``,
     #: ``odia_ingest_unaccounted_offsets``, ``odia_ingest_applied_offset``); ``None``: no server. A
     #: port already taken is logged and the worker runs without it.
     metrics_port: int | None = Field(default=9109, ge=0, le=65535)
+    #: Loopback by default; any other address requires ``metrics_token``.
     metrics_host: str = "127.0.0.1"
+    #: Bearer token the metrics endpoint requires (``Authorization: Bearer …``).
+    metrics_token: SecretStr | None = None
     #: How often, at most, the worker publishes its ``IngestSummary`` (totals and audit) on the
     #: cluster-state topic, when something changed since the last one.
     summary_interval_s: float = Field(default=5.0, gt=0)
@@ -471,7 +577,9 @@ class IngestSettings(BaseModel):
 class OdiaSettings(BaseSettings):
     """All settings of odia-stream. Environment: ``ODIA_`` prefix, ``__`` for nesting."""
 
-    model_config = SettingsConfigDict(env_prefix="ODIA_", env_nested_delimiter="__", env_file=".env", extra="ignore")
+    # hide_input_in_errors: an invalid setting's error never echoes the values given (secrets among them).
+    model_config = SettingsConfigDict(env_prefix="ODIA_", env_nested_delimiter="__", env_file=".env", extra="ignore",
+                                      hide_input_in_errors=True)
 
     #: Where local state lives: broker data, cluster store, learner state, model caches.
     state_dir: Path = Path(".odia")

@@ -37,6 +37,7 @@ from confluent_kafka import Message
 
 from kafka_runtime.clients import make_consumer, member_id
 from kafka_runtime.idle_pacing import IdlePacer
+from odia_stream.http_auth import serve_metrics
 from odia_stream.serving import OffsetTracker, ServingRuntime
 from odia_stream.settings import OdiaSettings
 from serving.counters import ConsumerCounters
@@ -51,13 +52,13 @@ log = logging.getLogger("odia.serving")
 
 
 def start_metrics_server(runtime: ServingRuntime) -> Any | None:
-    """Serve ``runtime``'s metrics on ``serving.metrics_host:metrics_port`` (``None`` port: no server)."""
+    """Serve ``runtime``'s metrics on ``serving.metrics_host:metrics_port`` (``None`` port: no
+    server), behind ``serving.metrics_token`` (required off loopback: ``ValueError`` without one)."""
     s = runtime.settings.serving
     if s.metrics_port is None:
         return None
-    from prometheus_client import start_http_server
-
-    server, _ = start_http_server(s.metrics_port, addr=s.metrics_host, registry=runtime.metrics.registry)
+    server = serve_metrics(runtime.metrics.registry, s.metrics_host, s.metrics_port, s.metrics_token,
+                           "ODIA_SERVING__METRICS_TOKEN")
     log.info("metrics on http://%s:%d/metrics", s.metrics_host, server.server_port)
     return server
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import faust
 
 from agents.app import broker_url
+from kafka_runtime.security import faust_credentials
+from odia_stream.settings import get_settings
 
 
 def main(argv: list[str]) -> None:
@@ -27,6 +29,8 @@ def main(argv: list[str]) -> None:
     app = faust.App(
         app_id,
         broker=broker_url(bootstrap),
+        # The security settings come from the environment, as in every process.
+        broker_credentials=faust_credentials(get_settings().kafka),
         store="memory://",
         value_serializer="raw",
         key_serializer="raw",

@@ -8,6 +8,7 @@ from odia_stream.clustering.views import LearnerView
 from odia_stream.embedding import EMBEDDER_PROFILES, CachedEmbedder, Embedder, build_embedder
 from odia_stream.settings import OdiaSettings
 from odia_stream.store import ClusterIndex, open_cluster_index
+from odia_stream.store.factory import server_options
 from odia_stream.templates import EntityDictionary
 from odia_stream.templates.programs import ProgramRule
 
@@ -42,7 +43,7 @@ def open_index(settings: OdiaSettings, embedder: Embedder) -> ClusterIndex:
     """The configured cluster store (embedded Qdrant engine under the state dir by default)."""
     s = settings.store
     location = str(settings.state_dir / "store") if s.backend == "edge" else (s.url or ":memory:")
-    return open_cluster_index(s.backend, location, s.collection, embedder.model_id, embedder.dim, api_key=s.api_key)
+    return open_cluster_index(s.backend, location, s.collection, embedder.model_id, embedder.dim, **server_options(s))
 
 
 def dictionary_factory(settings: OdiaSettings) -> EntityDictionary:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from odia_stream.generation.adapter_check import verify_adapter
 from odia_stream.generation.protocol import (
     AdapterError,
     AdapterNotLoaded,
@@ -28,8 +29,8 @@ from odia_stream.generation.protocol import (
     GenerationRequest,
     GenerationResult,
 )
-from odia_stream.generation.adapter_check import verify_adapter
 from odia_stream.generation.vllm_generator import join_output, split_prefix
+from odia_stream.tls import verifying_context
 
 if TYPE_CHECKING:
     from odia_stream.settings import OdiaSettings
@@ -96,7 +97,8 @@ class HttpVllmGenerator:
             raise ValueError(f"vLLM server URL must be http(s), got {url!r}")
         key = settings.vllm.server_api_key
         headers = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
-        client = httpx.AsyncClient(timeout=httpx.Timeout(settings.vllm.request_timeout_s), headers=headers)
+        client = httpx.AsyncClient(timeout=httpx.Timeout(settings.vllm.request_timeout_s), headers=headers,
+                                   verify=verifying_context(settings.vllm.server_ca_file))
         try:
             models = await cls._get_json(client, url.rstrip("/") + "/v1/models")
             roots = [m for m in models.get("data", []) if not m.get("parent")]

@@ -24,7 +24,7 @@ def build_large_model(settings: OdiaSettings, *, sleep: bool = True) -> LargeMod
             lm.model,
             api_key=lm.api_key.get_secret_value() if lm.api_key else None,
             timeout_s=lm.timeout_s, max_retries=lm.max_retries, backoff_s=lm.backoff_s,
-            tool_choice=lm.tool_choice, temperature=lm.temperature, max_tokens=lm.max_tokens,
+            tool_choice=lm.tool_choice, temperature=lm.temperature, max_tokens=lm.max_tokens, ca_file=lm.ca_file,
         )
     if lm.replay_dataset is None:
         raise ValueError(

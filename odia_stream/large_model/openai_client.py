@@ -14,12 +14,14 @@ import json
 import random
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 from pydantic import ValidationError
 
 from odia_stream.large_model.protocol import LargeModelAnswer, LargeModelError
+from odia_stream.tls import verifying_context
 from schemas import ChatMessage, FunctionCall, ServeRequest, ToolSpec
 
 __all__ = ["OpenAIChatLargeModel", "build_chat_request", "messages_for", "parse_chat_response"]
@@ -152,6 +154,7 @@ class OpenAIChatLargeModel:
         system_prompt: str | None = None,
         max_tokens: int | None = None,
         client: httpx.AsyncClient | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         if not model:
             raise ValueError("the large model's name is required (ODIA_LARGE_MODEL__MODEL)")
@@ -169,7 +172,9 @@ class OpenAIChatLargeModel:
         self._max_tokens = max_tokens
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), headers=headers)
+        self._client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s), headers=headers, verify=verifying_context(ca_file)
+        )
         if client is not None and headers:
             self._client.headers.update(headers)
 

@@ -33,6 +33,7 @@ from odia_stream.routing.snapshot import RouterSnapshot, TemplateEntry, find_sna
 from odia_stream.routing.template_tier import TemplateAnswer, TemplateTier
 from odia_stream.settings import OdiaSettings, RouterSettings
 from odia_stream.store import EmbedderMismatchError, EmbedderSpec, open_cluster_index
+from odia_stream.store.factory import server_options
 from odia_stream.templates import EntityDictionary, QueryTemplater
 from schemas import ServeRequest
 
@@ -217,7 +218,7 @@ def index_lookup(settings: OdiaSettings, snapshot: RouterSnapshot) -> IndexClust
     s = settings.store
     collection = f"{s.collection}-{snapshot.version or 'unwritten'}"
     location = str(settings.state_dir / "router-index") if s.backend == "edge" else (s.url or ":memory:")
-    index = open_cluster_index(s.backend, location, collection, snapshot.embedder_id, snapshot.dim, api_key=s.api_key)
+    index = open_cluster_index(s.backend, location, collection, snapshot.embedder_id, snapshot.dim, **server_options(s))
     table = snapshot.clusters
     if index.count() != len(table):
         fill_index(index, [int(x) for x in table.ids], table.vectors, table.scopes, table.labels)

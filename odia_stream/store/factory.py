@@ -5,11 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+from odia_stream.settings import StoreSettings
+from odia_stream.store.base import ClusterIndex
 from odia_stream.store.edge import EdgeClusterIndex
 from odia_stream.store.qdrant_server import QdrantServerClusterIndex
-from odia_stream.store.base import ClusterIndex
 
 Backend = Literal["edge", "qdrant"]
+
+
+def server_options(store: StoreSettings) -> dict[str, Any]:
+    """The connection options of the configured store for :func:`open_cluster_index`: the Qdrant
+    server's API key and CA bundle (``qdrant`` backend), nothing for the embedded engine."""
+    if store.backend != "qdrant":
+        return {}
+    return {"api_key": store.api_key.get_secret_value() if store.api_key else None, "ca_file": store.ca_file}
 
 
 def _check_collection_dirname(collection: str) -> str:

@@ -24,6 +24,7 @@ from odia_stream.store.types import (
     EmbedderMismatchError,
     EmbedderSpec,
 )
+from odia_stream.tls import verifying_context
 
 META_EMBEDDER = "odia_embedder_id"
 META_DIM = "odia_dim"
@@ -47,7 +48,7 @@ class QdrantServerClusterIndex(ClusterIndex):
 
     def __init__(
         self, location: str, collection: str, embedder_id: str, dim: int, api_key: str | None = None,
-        *, timeout: int | None = None, upsert_batch_size: int = 512,
+        *, timeout: int | None = None, upsert_batch_size: int = 512, ca_file: Path | None = None,
     ) -> None:
         """Connect and open (or create) ``collection``.
 
@@ -58,6 +59,7 @@ class QdrantServerClusterIndex(ClusterIndex):
             dim: vector dimension.
             api_key: server API key (ignored in local mode).
             timeout: request timeout in seconds (server only).
+            ca_file: CA bundle of an ``https`` server's certificate (default: the system's; always verified).
             upsert_batch_size: points per upsert request.
 
         Raises:
@@ -74,7 +76,7 @@ class QdrantServerClusterIndex(ClusterIndex):
         self.upsert_batch_size = check_limit(upsert_batch_size)
         self.is_local = not _is_url(location)
         if _is_url(location):
-            self._client = QdrantClient(url=location, api_key=api_key, timeout=timeout)
+            self._client = QdrantClient(url=location, api_key=api_key, timeout=timeout, verify=verifying_context(ca_file))
         elif location == ":memory:":
             self._client = QdrantClient(location=":memory:")
         else:

@@ -9,7 +9,7 @@ from odia_stream.settings import KafkaSettings, OdiaSettings
 
 def test_a_bootstrap_string_and_settings_configure_clients_alike() -> None:
     kafka = KafkaSettings(bootstrap_servers="k1:9092,k2:9092")
-    assert client_config(kafka) == client_config("k1:9092,k2:9092") == {"bootstrap.servers": "k1:9092,k2:9092"}
+    assert client_config(kafka) == client_config("k1:9092,k2:9092") == {"bootstrap.servers": "k1:9092,k2:9092", "security.protocol": "PLAINTEXT"}
     assert as_kafka(kafka) is kafka
 
 

@@ -116,3 +116,41 @@ def test_a_taken_port_is_a_clear_error(settings: OdiaSettings) -> None:
         with pytest.raises(OSError, match=f"cannot serve the dashboard on 127.0.0.1:{port}"):
             second.start()
         second.stop()
+
+
+def test_a_token_guards_every_request_and_is_required_beyond_this_machine(settings: OdiaSettings) -> None:
+    from pydantic import SecretStr
+
+    from odia.dashboard_server import TOKEN_COOKIE
+
+    token = "dash-token-7Hq"
+    guarded = settings.model_copy(update={"dashboard": settings.dashboard.model_copy(update={"token": SecretStr(token)})})
+    with running_dashboard(guarded, host="127.0.0.1", port=0) as server:
+        for path in ("", "api/state", "healthz", "static/app.js"):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(server.url + path, timeout=10)
+            assert err.value.code == 401 and err.value.headers["WWW-Authenticate"] == "Bearer"
+        wrong = urllib.request.Request(server.url + "api/state", headers={"Authorization": "Bearer nope"})
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(wrong, timeout=10)
+        ok = urllib.request.Request(server.url + "api/state", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(ok, timeout=10) as resp:
+            body = resp.read()
+            assert resp.status == 200 and "clusters" in json.loads(body) and token.encode() not in body
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args: object, **kwargs: object) -> None:
+                return None
+
+        with pytest.raises(urllib.error.HTTPError) as found:  # a browser opens /?token=… once
+            urllib.request.build_opener(NoRedirect).open(server.url + f"?token={token}", timeout=10)
+        assert found.value.code == 302 and found.value.headers["Location"] == "/"
+        cookie = found.value.headers["Set-Cookie"]
+        assert cookie.startswith(f"{TOKEN_COOKIE}=") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        with_cookie = urllib.request.Request(server.url + "api/state", headers={"Cookie": cookie.split(";")[0]})
+        with urllib.request.urlopen(with_cookie, timeout=10) as resp:
+            assert resp.status == 200
+    exposed = DashboardServer(settings, host="0.0.0.0", port=0)
+    with pytest.raises(ValueError, match="ODIA_DASHBOARD__TOKEN"):
+        exposed.start()
+    exposed.stop()

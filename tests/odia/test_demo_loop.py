@@ -1,5 +1,7 @@
 """The main job in a reduced size, end to end: real broker, the three workers as processes,
-synthetic traffic, a short LoRA round, hot swap, held-out requests, the report."""
+synthetic traffic, a short LoRA round, hot swap, held-out requests, the report. Secrets are planted
+in every secret setting the run can carry; none may appear in anything the run wrote (worker
+logs, reports, router snapshots, adapter manifests, learner state, the topics) or printed."""
 
 from __future__ import annotations
 
@@ -7,10 +9,32 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from rich.console import Console
 
-from odia.demo_loop import DemoSizes, run_loop_demo
+from kafka_runtime.clients import TopicReader
+from odia.demo_loop import DemoSizes, demo_settings, run_loop_demo
+from odia.runner import settings_env
 from odia_stream.settings import OdiaSettings
+
+#: Planted in every secret setting of the run; must never be written or printed.
+SECRET = "planted-secret-9fWq2"
+
+
+def _with_planted_secrets(settings: OdiaSettings) -> OdiaSettings:
+    secret = SecretStr(SECRET)
+    return settings.model_copy(update={
+        "large_model": settings.large_model.model_copy(update={"api_key": secret}),
+        "vllm": settings.vllm.model_copy(update={"server_api_key": secret}),
+        "store": settings.store.model_copy(update={"api_key": secret}),
+        "dashboard": settings.dashboard.model_copy(update={"token": secret}),
+        "serving": settings.serving.model_copy(update={"metrics_token": secret}),
+        "ingest": settings.ingest.model_copy(update={"metrics_token": secret}),
+    })
+
+
+def _files_holding(root: Path, needle: bytes) -> list[str]:
+    return [str(p) for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +53,10 @@ def test_reduced_demo_produces_a_sane_report(settings: OdiaSettings, tmp_path: P
         small_latency_budget_ms=600_000.0, hedge=False, latency_gate="cost",
     )
     out = tmp_path / "report"
-    report = run_loop_demo(settings, "synthetic:music", sizes=sizes, seed=1, out_dir=out, console=Console(width=120),
+    settings = _with_planted_secrets(settings)
+    assert SECRET in json.dumps(settings_env(settings)), "the workers are given the secrets"
+    console = Console(width=120, record=True)
+    report = run_loop_demo(settings, "synthetic:music", sizes=sizes, seed=1, out_dir=out, console=console,
                            dashboard_port=0)
     assert report["requests"] == 40 and report["answered"] == 40 and report["unanswered"] == 0
     assert report["errors"] == 0
@@ -45,3 +72,16 @@ def test_reduced_demo_produces_a_sane_report(settings: OdiaSettings, tmp_path: P
         assert (out / name).stat().st_size > 0
     assert json.loads((out / "report.json").read_text())["answered"] == 40
     assert len(report["targets"]) == 7 and "## The promise: targets and this run" in (out / "report.md").read_text()
+    # Nothing the run wrote or printed holds a secret: worker logs, learner state, router snapshots,
+    # adapters and their manifests, round reports (under the state dir), the report, the console,
+    # and every record on the run's topics.
+    needle = SECRET.encode()
+    assert _files_holding(settings.state_dir, needle) == [] and _files_holding(out, needle) == []
+    assert SECRET not in console.export_text()
+    for spec in demo_settings(settings, sizes, tmp_path, tmp_path).topics.all():
+        reader = TopicReader(settings.kafka, spec.name, paced=False)
+        try:
+            values = reader.poll(2.0, 100_000)
+        finally:
+            reader.close()
+        assert not any(needle in v for v in values), spec.name
