@@ -100,21 +100,13 @@ async def test_structured_output_yields_valid_calls(
     # The bare base model is not trained on this format: only the grammar makes these calls.
     events = snips_sample + hammerbench_sample
     keyed = _requests(events, KEYED, '{"')
-    results = await generator.generate([r for _, r in keyed])
-    assert [r.adapter_version for r in results] == [None] * len(events)
-    assert all(r.output_tokens > 0 and r.prompt_tokens > 20 for r in results)
-    # Every finished output is a valid call. The untrained base model sometimes repeats itself
-    # inside a string value until max_new_tokens; such an output is cut ("length"), not wrong JSON.
-    finished = [
-        (pair, r.text, ev)
-        for pair, r, ev in zip(keyed, results, events, strict=True)
-        if r.finish_reason == "stop"
-    ]
-    assert len(finished) >= 0.8 * len(events), [r.text for r in results if r.finish_reason != "stop"]
-    _check_valid(*(list(x) for x in zip(*finished, strict=True)))
-    # With string lengths bounded in the schema, every output finishes as a valid call.
+    # String lengths are bounded in the schema (the untrained base model sometimes repeats itself
+    # inside an unbounded string until max_new_tokens: a cut output, minutes of CPU, nothing more
+    # about the grammar); so every output finishes as a valid call.
     bounded = [(p, dataclasses.replace(r, json_schema=bound_strings(r.json_schema))) for p, r in keyed]
     results = await generator.generate([r for _, r in bounded])
+    assert [r.adapter_version for r in results] == [None] * len(events)
+    assert all(r.output_tokens > 0 and r.prompt_tokens > 20 for r in results)
     bad = [(r.finish_reason, r.output_tokens, r.text) for r in results if r.finish_reason != "stop"]
     assert not bad, "\n".join(map(str, bad))
     _check_valid(bounded, [r.text for r in results], events)
