@@ -498,6 +498,11 @@ class RouterSettings(BaseModel):
     match_error_share: float = Field(default=0.5, gt=0, le=1)
     #: Held-out records a threshold must route, at least, to be trusted.
     min_calibration_records: int = Field(default=20, ge=1)
+    #: ``records``: a threshold's precision bound counts every held-out record as an independent draw;
+    #: ``grouped``: it counts query groups (their effective number), since repeats of one query are
+    #: not independent evidence: a stricter promise that, on traffic where popular queries recur,
+    #: may route nothing (measured: docs/router.md, "Calibration").
+    calibration: Literal["records", "grouped"] = "records"
     #: Stage-2 classifier: ``sklearn`` (batch logistic regression, cross-fitted; measured better, docs/router.md)
     #: or ``river`` (online one-vs-rest logistic regression, prequential).
     classifier: Literal["river", "sklearn"] = "sklearn"

@@ -186,6 +186,7 @@ def _threshold_report(t: Threshold) -> dict[str, Any]:
     return {
         "value": t.value if t.enabled else None, "precision": None if math.isnan(t.precision) else t.precision,
         "lower_bound": t.lower_bound, "routed_records": t.routed, "coverage": t.coverage, "items": t.items,
+        "effective_n": None if math.isnan(t.effective_n) else t.effective_n, "z": None if math.isnan(t.z) else t.z,
     }
 
 
@@ -255,7 +256,7 @@ def build_snapshot(
     matches = leave_one_out_matches(groups, queries, state.clusters, table, state.labeler, routable, budget)
     everyone = np.ones(len(groups), dtype=bool)
     s1, c1, total = _stage_arrays(matches, groups, everyone)
-    t_match = choose_threshold(s1, c1, total, target=aim, z=z, min_routed=floor)
+    t_match = choose_threshold(s1, c1, total, target=aim, z=z, min_routed=floor, method=rs.calibration)
     decided = np.array([m.kind in ("simple", "complex") and m.score >= t_match.value for m in matches])
 
     # Stage 1b: templates.
@@ -265,7 +266,7 @@ def build_snapshot(
         groups, keys, held_keys, pooled, state.labeler, routable, budget, MIN_TEMPLATE_QUERIES
     )
     s2, c2, _ = _stage_arrays(held_t, groups, ~decided)
-    t_template = choose_threshold(s2, c2, total, target=aim, z=z, min_routed=floor)
+    t_template = choose_threshold(s2, c2, total, target=aim, z=z, min_routed=floor, method=rs.calibration)
     decided |= np.array([m.kind == "simple" and m.score >= t_template.value for m in held_t]) & ~decided
     programs = live_programs(state, rs, routable)
     templates = []
@@ -292,7 +293,7 @@ def build_snapshot(
         ok = [cls is not None and cls != COMPLEX and routable(cls) for cls in trained.oos_class]
         s3 = np.where(np.array(ok) & ~decided, trained.oos_score, -math.inf)
         c3 = np.array([g.function_counts.get(cls or "", 0) for g, cls in zip(groups, trained.oos_class, strict=True)], float)
-        t_classifier = choose_threshold(s3, c3, total, target=target, z=z, min_routed=floor)
+        t_classifier = choose_threshold(s3, c3, total, target=target, z=z, min_routed=floor, method=rs.calibration)
 
     apps = sorted({c.app for c in clusters})
     report = {

@@ -189,6 +189,7 @@ def _threshold_json(t: Threshold) -> dict[str, Any]:
     return {
         "value": num(t.value), "precision": num(t.precision), "lower_bound": num(t.lower_bound),
         "routed": num(t.routed), "correct": num(t.correct), "items": t.items, "total": num(t.total),
+        "effective_n": num(t.effective_n), "z": num(t.z),
     }
 
 
@@ -199,6 +200,7 @@ def _threshold_from(d: Mapping[str, Any]) -> Threshold:
     return Threshold(
         val(d["value"], math.inf), val(d["precision"], math.nan), val(d["lower_bound"], 0.0),
         val(d["routed"], 0.0), val(d["correct"], 0.0), int(d["items"]), val(d["total"], 0.0),
+        val(d.get("effective_n"), math.nan), val(d.get("z"), math.nan),  # absent in older snapshots
     )
 
 
