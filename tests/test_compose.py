@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -40,6 +39,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_settings import SettingsError
 
+from odia_stream.http_auth import is_loopback
 from odia_stream.settings import OdiaSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -559,16 +559,6 @@ def acl_calls_as_grants(calls: list[list[str]]) -> set[Grant]:
         if "--cluster" in call:
             grants.add(Grant(principal, "cluster", pattern, "kafka-cluster", operations))
     return grants
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is reachable from its own machine only."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 # ------------------------------------------------------------------------------ fixtures

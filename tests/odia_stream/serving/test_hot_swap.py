@@ -110,6 +110,18 @@ async def test_a_failed_verification_keeps_the_current_version(
     await swapper.aclose()
 
 
+def _router_swapper(
+    hf_generator: HFGenerator, *routers: RouterFixture
+) -> tuple[HotSwapper, VersionHolder, ServingMetrics]:
+    """A swapper over the HF backend that loads the snapshots of ``routers`` by version."""
+    by_version = {r.version: r for r in routers}
+    versions, metrics = VersionHolder(), ServingMetrics()
+    swapper = HotSwapper(CoalescingGenerator(hf_generator, 8), versions, prompt_options=PromptSettings(),
+                         router_loader=lambda v: by_version[v].load(), metrics=metrics, warmup_requests=1,
+                         max_new_tokens=4)
+    return swapper, versions, metrics
+
+
 async def test_the_serving_adapter_sent_again_with_a_new_router_swaps_the_router_alone(
     hf_generator: HFGenerator, adapters: tuple[AdapterEntry, AdapterEntry], app_router: RouterFixture
 ) -> None:
@@ -117,11 +129,7 @@ async def test_the_serving_adapter_sent_again_with_a_new_router_swaps_the_router
     with a router of newer learner state. The router is switched; the adapter stays loaded."""
     v1, _ = adapters
     refreshed = template_router(app_router)
-    routers = {app_router.version: app_router, refreshed.version: refreshed}
-    gen = CoalescingGenerator(hf_generator, 8)
-    versions, metrics = VersionHolder(), ServingMetrics()
-    swapper = HotSwapper(gen, versions, prompt_options=PromptSettings(), router_loader=lambda v: routers[v].load(),
-                         metrics=metrics, warmup_requests=1, max_new_tokens=4)
+    swapper, versions, metrics = _router_swapper(hf_generator, app_router, refreshed)
     assert (await swapper.apply(_update(v1, router_version=app_router.version))).status == "swapped"
     first_router = versions.current.router
     again = await swapper.apply(_update(v1, router_version=refreshed.version, previous_version=v1.version))
@@ -142,11 +150,7 @@ async def test_a_router_sent_alone_serves_with_no_adapter_and_unloads_the_old_on
     serving adapter (say, a rollback target of another prompt format) is unloaded once drained."""
     _, v2 = adapters
     alone = template_router(app_router)
-    routers = {app_router.version: app_router, alone.version: alone}
-    gen = CoalescingGenerator(hf_generator, 8)
-    versions, metrics = VersionHolder(), ServingMetrics()
-    swapper = HotSwapper(gen, versions, prompt_options=PromptSettings(), router_loader=lambda v: routers[v].load(),
-                         metrics=metrics, warmup_requests=1, max_new_tokens=4)
+    swapper, versions, metrics = _router_swapper(hf_generator, app_router, alone)
     assert (await swapper.apply(_update(v2, router_version=app_router.version))).status == "swapped"
     update = RouterUpdate(kind="router_only", generator="small", router_version=alone.version, reason="test")
     outcome = await swapper.apply(update)
