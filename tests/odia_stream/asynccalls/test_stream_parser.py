@@ -10,7 +10,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from odia_stream.asynccalls import (
+from odia_stream.asynccalls.stream_parser import (
     CallTextStream,
     StreamedCall,
     StreamProblem,
