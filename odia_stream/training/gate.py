@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from odia_stream.evaluation import ast_match
 from odia_stream.generation.calls import call_from, request_for
-from odia_stream.generation.protocol import AdapterRef, SmallGenerator
-from odia_stream.prompting import PromptOptions, render_prompt
+from odia_stream.generation.protocol import AdapterRef, GenerationResult, SmallGenerator
+from odia_stream.prompting import PromptOptions, RenderedPrompt, render_prompt
 from odia_stream.stats import wilson_lower_bound
 from odia_stream.training.dataset import TrainingRecord
 
@@ -53,6 +53,21 @@ class EvalReport:
         }
 
 
+def record_prompt(record: TrainingRecord, options: PromptOptions) -> RenderedPrompt:
+    """The serving prompt of ``record``: its function given, as the router gives it (format 2)."""
+    return render_prompt(record.tools, record.history, record.query, options, record.call.name)
+
+
+def score_result(record: TrainingRecord, prompt: RenderedPrompt, result: GenerationResult) -> tuple[bool, str]:
+    """Whether ``result`` (generated for ``prompt``) is ``record``'s call by AST match, and the reason."""
+    checked = call_from(result, prompt, check_required=False)
+    if checked.call is None:
+        return False, (checked.error or "parse").split(":", 1)[0]
+    tool = next((t.function for t in record.tools if t.function.name == record.call.name), None)
+    match = ast_match(checked.call, record.call, tool)
+    return match.ok, match.reason
+
+
 async def evaluate_generator(
     generator: SmallGenerator,
     records: Sequence[TrainingRecord],
@@ -73,18 +88,11 @@ async def evaluate_generator(
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
         # The record's function is given, as the router gives it in serving (format 2).
-        prompts = [render_prompt(r.tools, r.history, r.query, options, r.call.name) for r in chunk]
+        prompts = [record_prompt(r, options) for r in chunk]
         results = await generator.generate([request_for(p, adapter, max_new_tokens) for p in prompts])
         for record, prompt, result in zip(chunk, prompts, results, strict=True):
             total_ms += result.ms / len(chunk)
-            checked = call_from(result, prompt, check_required=False)
-            tool = next((t.function for t in record.tools if t.function.name == record.call.name), None)
-            if checked.call is None:
-                reason = (checked.error or "parse").split(":", 1)[0]
-                ok = False
-            else:
-                match = ast_match(checked.call, record.call, tool)
-                ok, reason = match.ok, match.reason
+            ok, reason = score_result(record, prompt, result)
             reasons[reason] += 1
             stat = per_fn.setdefault(record.call.name, [0, 0])
             stat[1] += 1

@@ -1,7 +1,7 @@
-"""The serving consumer end to end on the real broker: HF backend, tiny trained adapters, the real
-router, the replay large model. One response per request (malformed ones included), offsets
-committed, metrics served; a hot swap under a steady stream loses nothing and every response names
-the version that produced it."""
+"""The serving consumer end to end on the real broker: HF backend (and llama.cpp for the hot swap),
+tiny trained adapters, the real router, the replay large model. One response per request (malformed
+ones included), offsets committed, metrics served; a hot swap under a steady stream loses nothing and
+every response names the version that produced it."""
 
 from __future__ import annotations
 
@@ -10,13 +10,17 @@ import json
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 from confluent_kafka import Producer
 
 from kafka_runtime.topics import ensure_topics
 from odia.runner import group_lag
 from odia_stream.adapters.registry import AdapterEntry, AdapterRegistry
+from odia_stream.generation.base_model import smollm2_gguf_path
 from odia_stream.generation.hf_generator import HFGenerator
+from odia_stream.generation.llamacpp_generator import LlamaCppGenerator
+from odia_stream.generation.protocol import SmallGenerator
 from odia_stream.serving import CoalescingGenerator
 from odia_stream.settings import OdiaSettings, TopicSpec
 from serving.consumer import start_metrics_server
@@ -141,6 +145,32 @@ async def test_hot_swap_under_a_steady_stream_loses_no_request(
     hf_generator: HFGenerator,
     adapters: tuple[AdapterEntry, AdapterEntry],
 ) -> None:
+    await _hot_swap_loses_no_request(settings, app_router, hf_generator, CoalescingGenerator(hf_generator, 8), adapters)
+
+
+async def test_hot_swap_on_llamacpp_under_a_steady_stream_loses_no_request(
+    settings: OdiaSettings,
+    app_router: RouterFixture,
+    base_model_dir: Path,
+    adapters: tuple[AdapterEntry, AdapterEntry],
+) -> None:
+    """The same on the CPU default engine (llama.cpp, the adapters converted to GGUF at load)."""
+    generator = LlamaCppGenerator(
+        smollm2_gguf_path(), base_model_dir, adapter_cache=settings.state_dir / "lora-gguf", max_new_tokens=32
+    )
+    try:
+        await _hot_swap_loses_no_request(settings, app_router, generator, generator, adapters)
+    finally:
+        await generator.aclose()
+
+
+async def _hot_swap_loses_no_request(
+    settings: OdiaSettings,
+    app_router: RouterFixture,
+    engine: SmallGenerator,
+    serving_generator: SmallGenerator,
+    adapters: tuple[AdapterEntry, AdapterEntry],
+) -> None:
     s = _serving_settings(settings, app_router, max_new_tokens=16, warmup_requests=0)
     ensure_topics(s.kafka, s.topics.all())
     v1, v2 = adapters
@@ -152,7 +182,7 @@ async def test_hot_swap_under_a_steady_stream_loses_no_request(
     )
     publish_update(s, u1)
     pool = steady_pool(app_router, small_every=4)
-    async with serving_context(s, CoalescingGenerator(hf_generator, 8), app_router) as (consumer, runtime):
+    async with serving_context(s, serving_generator, app_router) as (consumer, runtime):
         stream = await steady_stream(
             s,
             consumer,
@@ -167,7 +197,7 @@ async def test_hot_swap_under_a_steady_stream_loses_no_request(
         )
         swaps = [o for o in consumer.counters.swaps if o.status == "swapped"]
         await runtime.swapper.aclose()  # the old adapter is unloaded once its requests drained
-        assert hf_generator.loaded_versions() == [v2.version]
+        assert engine.loaded_versions() == [v2.version]
     assert [o.version for o in swaps] == [v1.version, v2.version]
     switched_at = swaps[1].switched_at
     assert switched_at is not None

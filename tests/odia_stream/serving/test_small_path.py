@@ -21,9 +21,11 @@ from odia_stream.large_model.protocol import LargeModelAnswer, LargeModelError
 from odia_stream.prompting import render_prompt
 from odia_stream.prompting.format import render_target
 from odia_stream.routing.template_tier import TemplateAnswer
+from odia_stream.serving.backends import resolve_backend
 from odia_stream.serving.engine import FUNCTION_NOT_TRUSTED, ServeEngine
 from odia_stream.serving.small_path import (
     HEDGED,
+    LLAMACPP_QUEUE,
     SMALL_BUSY,
     SMALL_NOT_FASTER,
     LatencyGate,
@@ -177,6 +179,9 @@ def test_limits_are_sized_to_the_engine_unless_set() -> None:
     assert small_path_limits(s, "vllm") == (s.vllm.max_num_seqs, s.vllm.max_num_seqs)
     set_ = _settings(small_max_concurrency=3, small_max_queue=0)
     assert small_path_limits(set_, "hf") == (3, 0)
+    assert small_path_limits(s, "llamacpp") == (1, LLAMACPP_QUEUE)  # one generation at a time, a short queue
+    assert small_path_limits(set_, "llamacpp") == (3, 0)
+    assert small_path_limits(s) == small_path_limits(s, resolve_backend("auto"))  # auto: the engine it picks
 
 
 async def test_capacity_turns_away_past_concurrency_plus_queue_and_gives_places_back() -> None:
