@@ -32,6 +32,9 @@ from odia_stream.training.gate import record_prompt, score_result
 
 __all__ = ["EngineJob", "measure_engine"]
 
+#: Wrong answers kept in the figures, to look at.
+_KEEP_MISSES = 8
+
 
 class EngineJob(BaseModel):
     """What one engine is measured on: the same adapter and records for every engine."""
@@ -111,8 +114,12 @@ async def measure_engine(job: EngineJob, settings: OdiaSettings) -> dict[str, An
         await generator.aclose()
     reasons: dict[str, int] = {}
     by_function: dict[str, list[int]] = {}
-    for record, (_, _, ok, reason) in zip(job.records, serial, strict=True):
+    misses: list[dict[str, str]] = []
+    for record, (_, result, ok, reason) in zip(job.records, serial, strict=True):
         reasons[reason] = reasons.get(reason, 0) + 1
+        if not ok and len(misses) < _KEEP_MISSES:
+            misses.append({"query": record.query, "expected": record.call.model_dump_json(), "got": result.text,
+                           "reason": reason})
         stat = by_function.setdefault(record.call.name, [0, 0])
         stat[0] += int(ok)
         stat[1] += 1
@@ -128,6 +135,7 @@ async def measure_engine(job: EngineJob, settings: OdiaSettings) -> dict[str, An
         "records": len(job.records),
         "reasons": dict(sorted(reasons.items())),
         "by_function": {f: {"correct": c, "records": n} for f, (c, n) in sorted(by_function.items())},
+        "misses": misses,
         "same_answers_concurrent": sum(a[1].text == b[1].text for a, b in zip(serial, concurrent, strict=True)),
         "prompt_tokens_mean": sum(r.prompt_tokens for _, r, *_ in serial) / len(serial),
         "output_tokens_mean": sum(r.output_tokens for _, r, *_ in serial) / len(serial),

@@ -9,33 +9,31 @@ callers validate the output against the tool schema, as they do for every backen
 as soon as its JSON object closes (:func:`~odia_stream.generation.json_stop.json_object_end`), not
 only at the end-of-turn token, so a model that goes on writing after the call costs nothing.
 
-Every model call runs on one worker thread, so the async methods never block the event loop and
-adapter switches never interleave with a generation.
+Every model call runs on one worker thread (:mod:`~odia_stream.generation.worker_thread`), so the
+async methods never block the event loop and adapter switches never interleave with a generation.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from odia_stream.generation.adapter_check import verify_adapter
-from odia_stream.generation.json_stop import json_object_end
 from odia_stream.generation.base_model import base_model_id, ensure_base_model, load_causal_lm, resolve_device
+from odia_stream.generation.json_stop import json_object_end
 from odia_stream.generation.protocol import (
-    AdapterError,
     AdapterNotLoaded,
     AdapterRef,
     GenerationRequest,
     GenerationResult,
 )
+from odia_stream.generation.worker_thread import WorkerThreadGenerator
 
 if TYPE_CHECKING:
     from odia_stream.settings import OdiaSettings
@@ -58,11 +56,10 @@ class _ObjectClosed(StoppingCriteria):
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 _WARMUP_MESSAGES = ({"role": "user", "content": "hi"},)
 
 
-class HFGenerator:
+class HFGenerator(WorkerThreadGenerator[str]):
     """:class:`~odia_stream.generation.protocol.SmallGenerator` on transformers + peft."""
 
     enforces_json_schema = False
@@ -92,8 +89,7 @@ class HFGenerator:
         self.max_new_tokens = max_new_tokens
         self.max_batch_size = max_batch_size
         self._model, self._tokenizer = load_causal_lm(Path(model_dir), dtype=dtype, device=self.device)
-        self._loaded: dict[str, str] = {}  # version -> sha256, in load order
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-generator")
+        super().__init__("hf-generator")  # keeps version -> sha256 of the loaded adapters
 
     @classmethod
     def from_settings(cls, settings: OdiaSettings) -> HFGenerator:
@@ -108,23 +104,13 @@ class HFGenerator:
             torch_threads=g.torch_threads,
         )
 
-    async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-
     # -- adapters ----------------------------------------------------------------------------
 
-    def loaded_versions(self) -> list[str]:
-        """Versions of the loaded adapters, in load order."""
-        return list(self._loaded)
-
-    async def load_adapter(self, ref: AdapterRef) -> None:
-        """Verify ``ref`` (sha256, base model), load it under ``ref.version`` and warm it up."""
-        await self._run(lambda: self._load_blocking(ref))
+    def _sha256_of(self, kept: str) -> str:
+        return kept
 
     def _load_blocking(self, ref: AdapterRef) -> None:
-        if ref.version in self._loaded:
-            if self._loaded[ref.version] != ref.sha256:
-                raise AdapterError(f"adapter {ref.version} is loaded with other content; versions are never reused")
+        if self._already_loaded(ref):
             return
         verify_adapter(ref, (self.base_model,))
         path = Path(ref.path)
@@ -142,13 +128,7 @@ class HFGenerator:
             raise
         log.info("loaded adapter %s from %s in %.0f ms", ref.version, path, (time.perf_counter() - started) * 1000)
 
-    async def unload_adapter(self, version: str) -> None:
-        """Free a loaded adapter (:class:`AdapterNotLoaded` when it is not loaded)."""
-        await self._run(lambda: self._unload_blocking(version))
-
-    def _unload_blocking(self, version: str) -> None:
-        if version not in self._loaded:
-            raise AdapterNotLoaded(f"adapter {version} is not loaded")
+    def _free_blocking(self, version: str) -> None:
         self._model.delete_adapter(version)
         del self._loaded[version]
 

@@ -23,24 +23,21 @@ few hundred milliseconds, and the cores are used by each forward pass):
 - a request stops at the end-of-turn token, its token limit, or as soon as its JSON object
   closes.
 
-Every model call runs on one worker thread, so the async methods never block the event loop and
-adapter switches never interleave with a generation.
+The model is called from one worker thread only (:mod:`~odia_stream.generation.worker_thread`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import json
 import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -61,6 +58,7 @@ from odia_stream.generation.protocol import (
     GenerationRequest,
     GenerationResult,
 )
+from odia_stream.generation.worker_thread import WorkerThreadGenerator
 
 if TYPE_CHECKING:
     from odia_stream.settings import OdiaSettings
@@ -68,7 +66,6 @@ if TYPE_CHECKING:
 __all__ = ["LlamaCppGenerator", "llamacpp_available"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 _WARMUP_MESSAGES = ({"role": "user", "content": "hi"},)
 #: The numpy view of llama.cpp's ``llama_token_data`` (id, logit, p).
 _TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
@@ -135,7 +132,7 @@ class _PrefixStates:
             del self._states[key]
 
 
-class LlamaCppGenerator:
+class LlamaCppGenerator(WorkerThreadGenerator[_Adapter]):
     """:class:`~odia_stream.generation.protocol.SmallGenerator` on llama.cpp."""
 
     def __init__(
@@ -193,11 +190,10 @@ class LlamaCppGenerator:
         self._grammars = _GrammarCache()
         self._candidates = (llama_cpp.llama_token_data * self._n_vocab)()
         self._candidates_view = np.frombuffer(self._candidates, dtype=_TOKEN_DATA)  # type: ignore[call-overload]
-        self._loaded: dict[str, _Adapter] = {}  # in load order
         self._active: str | None = None  # adapter applied to the context (and to its KV cache)
         self._cached: list[int] = []  # tokens whose keys and values are in the KV cache
         self.prefix_states = _PrefixStates(prefix_states)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp-generator")
+        super().__init__("llamacpp-generator")
 
     @classmethod
     def from_settings(cls, settings: OdiaSettings) -> LlamaCppGenerator:
@@ -227,23 +223,13 @@ class LlamaCppGenerator:
             prefix_states=s.prefix_states,
         )
 
-    async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+    # -- adapters (converted once to a llama.cpp adapter at load) ------------------------------
 
-    # -- adapters ----------------------------------------------------------------------------
-
-    def loaded_versions(self) -> list[str]:
-        """Versions of the loaded adapters, in load order."""
-        return list(self._loaded)
-
-    async def load_adapter(self, ref: AdapterRef) -> None:
-        """Verify ``ref`` (sha256, base model), convert it once to a llama.cpp adapter, load and warm it."""
-        await self._run(lambda: self._load_blocking(ref))
+    def _sha256_of(self, kept: _Adapter) -> str:
+        return kept.sha256
 
     def _load_blocking(self, ref: AdapterRef) -> None:
-        if ref.version in self._loaded:
-            if self._loaded[ref.version].sha256 != ref.sha256:
-                raise AdapterError(f"adapter {ref.version} is loaded with other content; versions are never reused")
+        if self._already_loaded(ref):
             return
         verify_adapter(ref, (self.base_model,))
         started = time.perf_counter()
@@ -261,20 +247,11 @@ class LlamaCppGenerator:
             request = GenerationRequest(messages=_WARMUP_MESSAGES, adapter=ref)
             self._generate_one(request, 2)
         except Exception:
-            self._free(ref.version)
+            self._free_blocking(ref.version)
             raise
         log.info("loaded adapter %s (%s) in %.0f ms", ref.version, gguf.name, (time.perf_counter() - started) * 1000)
 
-    async def unload_adapter(self, version: str) -> None:
-        """Free a loaded adapter (:class:`AdapterNotLoaded` when it is not loaded)."""
-        await self._run(lambda: self._unload_blocking(version))
-
-    def _unload_blocking(self, version: str) -> None:
-        if version not in self._loaded:
-            raise AdapterNotLoaded(f"adapter {version} is not loaded")
-        self._free(version)
-
-    def _free(self, version: str) -> None:
+    def _free_blocking(self, version: str) -> None:
         adapter = self._loaded.pop(version)
         if self._active == version:
             self._apply(None)
@@ -445,5 +422,5 @@ class LlamaCppGenerator:
 
     def _close_blocking(self) -> None:
         for version in list(self._loaded):
-            self._free(version)
+            self._free_blocking(version)
         self._llm.close()

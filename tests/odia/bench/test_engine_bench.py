@@ -55,6 +55,7 @@ def test_the_worker_measures_llamacpp_through_the_serving_interface(
     assert len(figures["latency_ms_c1"]) == len(figures["latency_ms_concurrent"]) == 3
     assert figures["same_answers_concurrent"] == 3  # greedy: the same answers however many wait
     assert figures["adapter_load_ms"] > 0 and figures["peak_rss_mb"] > 50 and figures["prompt_tokens_mean"] > 20
+    assert len(figures["misses"]) == 3 - figures["correct"] and all(m["reason"] != "match" for m in figures["misses"])
     assert (tmp_path / "state" / "lora-gguf" / f"{job.adapter_sha256}.gguf").is_file()  # converted at load
     summary = _summarise(dict(figures), large_median_ms=1600.0)
     assert summary["accuracy"] == pytest.approx(figures["correct"] / 3, abs=1e-4)
@@ -63,11 +64,11 @@ def test_the_worker_measures_llamacpp_through_the_serving_interface(
 
 def test_a_failed_worker_is_reported_not_raised(tmp_path: Path) -> None:
     job = EngineJob(
-        engine="llamacpp", state_dir=tmp_path, model_cache_dir=tmp_path, adapter_version="bench-x", adapter_path=tmp_path / "none",
+        engine="onnx", state_dir=tmp_path, model_cache_dir=tmp_path, adapter_version="bench-x", adapter_path=tmp_path / "none",
         adapter_sha256="0" * 64, base_model="nobody", records=RECORDS[:1],
     )
     figures = _run_worker(sys.executable, job, tmp_path)
-    assert figures["engine"] == "llamacpp" and figures["error"].startswith("exit ")
+    assert figures["engine"] == "onnx" and figures["error"].startswith("exit ") and "unknown serving backend" in figures["error"]
     assert _summarise(figures, 1600.0) is figures
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from odia_stream.generation.adapter_digest import adapter_sha256
 from odia_stream.generation.adapter_check import verify_adapter
+from odia_stream.generation.adapter_digest import adapter_sha256
 from odia_stream.generation.protocol import (
     AdapterBaseMismatch,
     AdapterError,

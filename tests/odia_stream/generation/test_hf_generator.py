@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,19 +11,18 @@ import pytest
 import pytest_asyncio
 import torch
 
-from odia_stream.generation.adapter_digest import adapter_sha256
 from odia_stream.adapters.random_adapter import random_lora_adapter
+from odia_stream.generation.adapter_digest import adapter_sha256
 from odia_stream.generation.base_model import base_model_id
 from odia_stream.generation.hf_generator import HFGenerator
 from odia_stream.generation.protocol import (
-    AdapterBaseMismatch,
-    AdapterIntegrityError,
     AdapterNotLoaded,
     AdapterRef,
     GenerationRequest,
     SmallGenerator,
 )
 from odia_stream.settings import GeneratorSettings, OdiaSettings
+from tests.odia_stream.generation.support import assert_verified_before_loading, ticks_while
 
 #: Loads and runs the real small model (SmolLM2) with LoRA adapters.
 pytestmark = pytest.mark.slow
@@ -102,35 +100,12 @@ async def test_a_row_stops_as_soon_as_its_json_object_closes(generator: HFGenera
 
 @async_test
 async def test_generation_does_not_block_the_event_loop(generator: HFGenerator) -> None:
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    task = asyncio.create_task(ticker())
-    await generator.generate([request(QUERIES[1], max_new_tokens=8)])
-    task.cancel()
-    assert ticks >= 3
+    assert await ticks_while(generator.generate([request(QUERIES[1], max_new_tokens=8)]), 0.01) >= 3
 
 
 @async_test
 async def test_adapter_is_verified_before_loading(generator: HFGenerator, ref: AdapterRef, tmp_path: Path) -> None:
-    wrong_sha = dataclasses.replace(ref, sha256="0" * 64)
-    with pytest.raises(AdapterIntegrityError):
-        await generator.load_adapter(wrong_sha)
-    tampered_dir = tmp_path / "tampered"
-    shutil.copytree(ref.path, tampered_dir)
-    (tampered_dir / "adapter_config.json").write_text((tampered_dir / "adapter_config.json").read_text() + " ")
-    with pytest.raises(AdapterIntegrityError):
-        await generator.load_adapter(dataclasses.replace(ref, path=tampered_dir))
-    with pytest.raises(AdapterBaseMismatch):
-        await generator.load_adapter(dataclasses.replace(ref, base_model="Qwen/Qwen2.5-0.5B-Instruct"))
-    with pytest.raises(AdapterNotLoaded):
-        await generator.generate([request(QUERIES[0], adapter=ref)])
-    assert generator.loaded_versions() == []
+    await assert_verified_before_loading(generator, ref, request(QUERIES[0], adapter=ref), tmp_path)
 
 
 @async_test

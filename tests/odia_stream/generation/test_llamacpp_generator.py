@@ -17,9 +17,7 @@ from odia_stream.generation.adapter_digest import adapter_sha256
 from odia_stream.generation.base_model import BaseModelUnavailable, base_model_id, smollm2_gguf_path
 from odia_stream.generation.llamacpp_generator import LlamaCppGenerator
 from odia_stream.generation.protocol import (
-    AdapterBaseMismatch,
     AdapterError,
-    AdapterIntegrityError,
     AdapterNotLoaded,
     AdapterRef,
     GenerationRequest,
@@ -27,6 +25,7 @@ from odia_stream.generation.protocol import (
 )
 from odia_stream.serving.backends import resolve_backend
 from odia_stream.settings import GeneratorSettings, LlamaCppSettings, OdiaSettings
+from tests.odia_stream.generation.support import assert_verified_before_loading, ticks_while
 
 SYSTEM = 'Call this function for the user\'s last message:\nplay: a*=song b=artist\nReply with only its arguments as JSON: {"<argument>":<value>}'
 QUERIES = ("play yesterday by the beatles", "play some jazz by miles davis", "will it rain in Paris tomorrow")
@@ -132,30 +131,14 @@ async def test_a_prompt_longer_than_the_context_is_refused(generator: LlamaCppGe
 
 @async_test
 async def test_generation_does_not_block_the_event_loop(generator: LlamaCppGenerator) -> None:
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.005)
-            ticks += 1
-
-    task = asyncio.create_task(ticker())
-    await generator.generate([request(QUERIES[1], max_new_tokens=16)])
-    task.cancel()
-    assert ticks >= 3
+    assert await ticks_while(generator.generate([request(QUERIES[1], max_new_tokens=16)]), 0.005) >= 3
 
 
 @async_test
-async def test_adapter_is_verified_before_loading(generator: LlamaCppGenerator, refs: tuple[AdapterRef, AdapterRef]) -> None:
-    ref = refs[0]
-    with pytest.raises(AdapterIntegrityError):
-        await generator.load_adapter(dataclasses.replace(ref, sha256="0" * 64))
-    with pytest.raises(AdapterBaseMismatch):
-        await generator.load_adapter(dataclasses.replace(ref, base_model="Qwen/Qwen2.5-0.5B-Instruct"))
-    with pytest.raises(AdapterNotLoaded):
-        await generator.generate([request(QUERIES[0], adapter=ref)])
-    assert generator.loaded_versions() == []
+async def test_adapter_is_verified_before_loading(
+    generator: LlamaCppGenerator, refs: tuple[AdapterRef, AdapterRef], tmp_path: Path
+) -> None:
+    await assert_verified_before_loading(generator, refs[0], request(QUERIES[0], adapter=refs[0]), tmp_path)
 
 
 @async_test
