@@ -218,7 +218,7 @@ def _print(result: dict[str, Any], console: Console) -> None:
             )
         table.add_row(name, "large (simulated)", "", fmt(row["large_model_simulated_ms"]["p50"], 0),
                       fmt(row["large_model_simulated_ms"]["p99"], 0), "", "", "", "1.000", "", "")
-    console.print(table, width=160)
+    console.print(table)
 
 
 def run_engine_bench(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -24,4 +25,5 @@ def bench_engines(
     from odia_stream.settings import get_settings
 
     run_engine_bench(get_settings(), [Path(d) for d in dataset], engines=engine, events=events, records=records,
-                     steps=steps, vllm_python=vllm_python, out_dir=out, console=Console())
+                     steps=steps, vllm_python=vllm_python, out_dir=out,
+                     console=Console() if sys.stdout.isatty() else Console(width=200))  # the table whole in a log
