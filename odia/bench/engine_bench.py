@@ -187,7 +187,7 @@ def plot_engines(result: dict[str, Any], path: Path) -> None:
         lat.axhline(row["large_model_simulated_ms"]["p50"], color="r", ls="--", label="large model median (simulated)")
         lat.axhline(TARGETS["p50_ms"], color="g", ls=":", label="target p50")
         lat.set_xticks(x, names)
-        lat.set_yscale("log")
+        lat.set_ylim(bottom=0)
         lat.set_ylabel("ms per call (bar p50, dash p99)")
         lat.set_title(Path(row["dataset"]).name)
         lat.legend(fontsize=7)

@@ -69,7 +69,7 @@ def evaluation_generator(settings: OdiaSettings) -> SmallGenerator:
     The serving engine where that is llama.cpp, so the per-function accuracy that decides what the
     small model is sent is measured on the engine that will answer (and an adapter is converted to
     GGUF once, before serving loads it); transformers otherwise (vLLM and a vLLM server serve the
-    same weights in full precision, as transformers scores them).
+    transformers checkpoint itself).
     """
     if resolve_backend(settings.serving.backend) == "llamacpp":
         from odia_stream.generation.llamacpp_generator import LlamaCppGenerator
