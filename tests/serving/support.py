@@ -187,12 +187,18 @@ async def serving_context(
     *,
     large_median_ms: float = 20,
     large_p90_ms: float = 40,
+    backend: str | None = None,
 ) -> AsyncIterator[tuple[ServingConsumer, ServingRuntime]]:
+    """A serving consumer running on ``generator``, ready; ``backend`` is its engine, which sizes the
+    small path (default: the settings' backend, with ``auto`` taken as transformers, the engine of
+    most of these tests; ``auto`` itself would pick llama.cpp where it is installed)."""
     large = ReplaySimulatedLargeModel(
         router.events, dataset_name="snips-app", median_ms=large_median_ms, p90_ms=large_p90_ms, seed=1
     )
+    engine = backend or (settings.serving.backend if settings.serving.backend != "auto" else "hf")
     runtime = build_runtime(
-        settings, generator=generator, large_model=large, router_loader=lambda version: router.load(version)
+        settings, generator=generator, large_model=large, router_loader=lambda version: router.load(version),
+        backend=engine,
     )
     consumer = ServingConsumer(settings, runtime)
     task = asyncio.create_task(consumer.run())

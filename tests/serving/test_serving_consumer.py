@@ -145,7 +145,9 @@ async def test_hot_swap_under_a_steady_stream_loses_no_request(
     hf_generator: HFGenerator,
     adapters: tuple[AdapterEntry, AdapterEntry],
 ) -> None:
-    await _hot_swap_loses_no_request(settings, app_router, hf_generator, CoalescingGenerator(hf_generator, 8), adapters)
+    await _hot_swap_loses_no_request(
+        settings, app_router, hf_generator, CoalescingGenerator(hf_generator, 8), adapters, backend="hf"
+    )
 
 
 async def test_hot_swap_on_llamacpp_under_a_steady_stream_loses_no_request(
@@ -159,7 +161,7 @@ async def test_hot_swap_on_llamacpp_under_a_steady_stream_loses_no_request(
         smollm2_gguf_path(), base_model_dir, adapter_cache=settings.state_dir / "lora-gguf", max_new_tokens=32
     )
     try:
-        await _hot_swap_loses_no_request(settings, app_router, generator, generator, adapters)
+        await _hot_swap_loses_no_request(settings, app_router, generator, generator, adapters, backend="llamacpp")
     finally:
         await generator.aclose()
 
@@ -170,6 +172,8 @@ async def _hot_swap_loses_no_request(
     engine: SmallGenerator,
     serving_generator: SmallGenerator,
     adapters: tuple[AdapterEntry, AdapterEntry],
+    *,
+    backend: str,
 ) -> None:
     s = _serving_settings(settings, app_router, max_new_tokens=16, warmup_requests=0)
     ensure_topics(s.kafka, s.topics.all())
@@ -182,7 +186,7 @@ async def _hot_swap_loses_no_request(
     )
     publish_update(s, u1)
     pool = steady_pool(app_router, small_every=4)
-    async with serving_context(s, serving_generator, app_router) as (consumer, runtime):
+    async with serving_context(s, serving_generator, app_router, backend=backend) as (consumer, runtime):
         stream = await steady_stream(
             s,
             consumer,
