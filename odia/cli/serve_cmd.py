@@ -20,7 +20,7 @@ console = Console()
 def serve_run(
     backend: Annotated[
         str | None,
-        typer.Option(help="Small-generator backend: auto, hf, vllm, http (default: serving.backend)."),
+        typer.Option(help="Small-generator backend: auto, llamacpp, hf, vllm, http (default: serving.backend)."),
     ] = None,
     metrics_port: Annotated[
         int | None,
@@ -41,7 +41,7 @@ def serve_run(
 
 
 def bench_serve(
-    backend: Annotated[str, typer.Option(help="Small-generator backend: auto, hf, vllm, http.")] = "auto",
+    backend: Annotated[str, typer.Option(help="Small-generator backend: auto, llamacpp, hf, vllm, http.")] = "auto",
     dataset: Annotated[
         Path, typer.Option(help="SNIPS folder the requests and the replayed large model come from.")
     ] = Path("../shared/datasets/snips"),

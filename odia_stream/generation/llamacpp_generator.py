@@ -216,11 +216,7 @@ class LlamaCppGenerator(WorkerThreadGenerator[_Adapter]):
             ensure_base_model(settings),
             adapter_cache=settings.state_dir / "lora-gguf",
             max_new_tokens=g.max_new_tokens,
-            threads=s.threads,
-            n_ctx=s.n_ctx,
-            n_batch=s.n_batch,
-            grammar=s.grammar,
-            prefix_states=s.prefix_states,
+            **s.model_dump(exclude={"gguf_file"}),  # threads, n_ctx, n_batch, grammar, prefix_states
         )
 
     # -- adapters (converted once to a llama.cpp adapter at load) ------------------------------
