@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -37,7 +39,7 @@ from odia.runner import wait_caught_up
 from odia.supervisor import Supervisor, broker_is_local
 from odia_stream.clustering.factory import open_learner_view
 from odia_stream.datasets import load_dataset, split_by_group, write_jsonl
-from odia_stream.demo.report import HeldOut, build_report, write_report
+from odia_stream.demo.report import HeldOut, build_report, warmup_summary, write_report
 from odia_stream.demo.sizes import DEFAULT_DATASET, DemoSizes
 from odia_stream.large_model.replay import ReplaySimulatedLargeModel
 from odia_stream.settings import OdiaSettings, TopicSettings
@@ -81,6 +83,26 @@ def _held_out_requests(events: list[FCLogEvent], n: int) -> list[HeldOut]:
         req = ServeRequest(request_id=f"demo-{ev.event_id}", app=ev.app, query=ev.query, history=ev.history, tools=ev.tools)
         out.append(HeldOut(req, ev.call))
     return out
+
+
+def _trust_probes(settings: OdiaSettings, console: Console) -> dict[str, int] | None:
+    """Serving's trust probes so far, by outcome, from its metrics endpoint (``None``: no endpoint,
+    or it could not be read, which is said)."""
+    s = settings.serving
+    if s.metrics_port is None:
+        return None
+    headers = {"Authorization": f"Bearer {s.metrics_token.get_secret_value()}"} if s.metrics_token else {}
+    try:
+        page = httpx.get(f"http://{s.metrics_host}:{s.metrics_port}/metrics", headers=headers, timeout=10.0)
+        page.raise_for_status()
+    except httpx.HTTPError as exc:
+        console.print(f"[yellow]serving's metrics could not be read ({type(exc).__name__}); trust probes not reported[/]")
+        return None
+    return {
+        sample.labels["outcome"]: int(sample.value)
+        for family in text_string_to_metric_families(page.text) if family.name == "odia_serving_trust_probes"
+        for sample in family.samples if sample.name.endswith("_total")
+    }
 
 
 def _check_workers(sup: Supervisor) -> None:
@@ -147,7 +169,7 @@ def _wait_for_swap(settings: OdiaSettings, sup: Supervisor, probe: ServeRequest,
 
 
 def _serve(settings: OdiaSettings, sup: Supervisor, held: list[HeldOut], rate: float, timeout_s: float,
-           console: Console) -> list[ServeResponse]:
+           console: Console, phase: str = "phase 2") -> list[ServeResponse]:
     """Publish the held-out requests at ``rate``/s and collect one response each."""
     producer = make_producer(settings.kafka, {"linger.ms": 5})
     responses = TopicReader(settings.kafka, settings.topics.responses.name)
@@ -156,8 +178,8 @@ def _serve(settings: OdiaSettings, sup: Supervisor, held: list[HeldOut], rate: f
     deadline = time.monotonic() + timeout_s
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
-        sent_task = progress.add_task("phase 2: requests sent", total=len(held))
-        got_task = progress.add_task("phase 2: responses", total=len(held))
+        sent_task = progress.add_task(f"{phase}: requests sent", total=len(held))
+        got_task = progress.add_task(f"{phase}: responses", total=len(held))
         next_send, i = time.monotonic(), 0
         try:
             while len(got) < len(wanted):
@@ -228,6 +250,7 @@ def run_loop_demo(
     events = list(load_dataset(Path(source), limit=None if source.startswith("synthetic:") else sizes.events))
     learn, test = split_by_group(events, test_fraction=0.2, seed=seed)
     held = _held_out_requests(test, sizes.held_out)
+    warmup = _held_out_requests(test[len(held):], sizes.warmup)
     write_jsonl(events, events_file)
     synthetic_note = " (SYNTHETIC music-app traffic: generated, not real users)" if source.startswith("synthetic:") else ""
     console.print(f"data: {source}{synthetic_note}: {len(learn)} events to learn from, {len(held)} held-out requests")
@@ -275,8 +298,16 @@ def run_loop_demo(
             # Production trains on other machines: no training competes with serving for these cores
             # while the latency phase is measured.
             sup.stop_service("trainer")
-            console.print("phase 2: trainer stopped; serving alone is measured")
-            responses = _serve(settings, sup, held, sizes.request_rate, sizes.timeout_s, console)
+            warmed: dict[str, Any] = {}
+            if warmup:
+                console.print(f"phase 2: trainer stopped; serving answers {len(warmup)} other held-out requests first "
+                              "(not measured: a running service has seen traffic; it earns per-function trust there)")
+                warmed = warmup_summary(_serve(settings, sup, warmup, sizes.request_rate, sizes.timeout_s, console))
+                console.print(f"phase 2: warm-up served {warmed['served_small']} small, {warmed['served_template']} by "
+                              f"templates; functions trusted by serving's probes: {', '.join(warmed['trust_earned']) or 'none'}")
+            console.print("phase 3: serving alone is measured")
+            responses = _serve(settings, sup, held, sizes.request_rate, sizes.timeout_s, console, "phase 3")
+            probes = _trust_probes(settings, console)
         finally:
             if dashboard is not None:
                 dashboard.stop()
@@ -292,7 +323,7 @@ def run_loop_demo(
                "train_learning_rate": sizes.train_learning_rate, "gate": sizes.gate,
                "function_trust": sizes.function_trust,
                "small_latency_budget_ms": sizes.small_latency_budget_ms, "hedge": sizes.hedge,
-               "latency_gate": sizes.latency_gate},
+               "latency_gate": sizes.latency_gate, "warmup": warmed, "trust_probes": probes},
         share_target=0.5 if source.startswith("synthetic:") else 0.4,
         hedge_max_ms=settings.serving.hedge_max_delay_ms if settings.serving.hedge else None,
     )

@@ -492,6 +492,11 @@ class ServingSettings(BaseModel):
     shadow_max_concurrency: int = Field(default=4, ge=1)
     #: Seed of the shadow sampler (combined with each request id, so sampling is reproducible).
     shadow_seed: int = 0
+    #: Share of requests sent large because the adapter is not trusted with their function that also
+    #: probe the small model in the background, when the small path is idle; a function whose probes
+    #: (then shadow checks) agree with the large model well enough to prove ``trainer.function_accuracy_target``
+    #: (Wilson bound at ``router.calibration_z``) goes small (``odia_stream/serving/earned_trust.py``). 0 = never.
+    trust_probe_share: float = Field(default=1.0, ge=0, le=1)
     #: Prometheus endpoint; ``None`` = no endpoint.
     metrics_port: int | None = Field(default=9108, ge=0, le=65535)
     #: Loopback by default; any other address requires ``metrics_token``.

@@ -18,7 +18,10 @@ def demo(
         DEFAULT_DATASET, help="synthetic:music (built-in, synthetic), or a HammerBench/SNIPS folder or FC-log JSONL."
     ),
     events: int = typer.Option(_DEMO.events, help="Events to generate (synthetic) or read (datasets)."),
-    held_out: int = typer.Option(_DEMO.held_out, help="Held-out requests sent to serving in phase 2."),
+    held_out: int = typer.Option(_DEMO.held_out, help="Held-out requests sent to serving and measured."),
+    warmup: int = typer.Option(
+        _DEMO.warmup, help="Other held-out requests serving answers first, not measured (it earns trust on them)."
+    ),
     train_steps: int = typer.Option(_DEMO.train_steps, help="LoRA steps of the trainer's round."),
     train_minutes: float = typer.Option(_DEMO.train_minutes, help="Upper bound on training time."),
     rate: float = typer.Option(_DEMO.request_rate, help="Requests per second in phase 2."),
@@ -36,7 +39,7 @@ def demo(
     from odia_stream.settings import get_settings
 
     sizes = dataclasses.replace(
-        _DEMO, events=events, held_out=held_out, train_steps=train_steps, train_minutes=train_minutes,
+        _DEMO, events=events, held_out=held_out, warmup=warmup, train_steps=train_steps, train_minutes=train_minutes,
         request_rate=rate, router_precision=router_precision,
     )
     run_loop_demo(get_settings(), dataset, sizes=sizes, seed=seed, out_dir=out, console=Console())

@@ -21,6 +21,7 @@ import numpy as np
 from odia_stream.demo.targets import promise_targets, render_targets
 from odia_stream.evaluation import ast_match
 from odia_stream.figures import save_figure
+from odia_stream.serving.earned_trust import FUNCTION_TRUST_EARNED
 from odia_stream.serving.small_path import HEDGED, SMALL_BUSY, SMALL_NOT_FASTER
 from schemas import FunctionCall, ServeRequest, ServeResponse
 
@@ -48,6 +49,27 @@ def _stats(values: Sequence[float]) -> dict[str, float | None]:
 
 def _tool(request: ServeRequest, name: str) -> Any:
     return next((t.function for t in request.tools if t.function.name == name), None)
+
+
+def warmup_summary(responses: Sequence[ServeResponse]) -> dict[str, Any]:
+    """What serving did with the warm-up requests (answered before the measured ones, not in the
+    report's figures): who answered, why, and the functions it served on trust earned by its probes.
+
+    >>> from schemas import LatencyBreakdown
+    >>> lat = LatencyBreakdown(route_ms=0, generate_ms=0, validate_ms=0, total_ms=1)
+    >>> r = ServeResponse(request_id="w1", call=FunctionCall(name="play", arguments={}), served_by="small",
+    ...                   route_reason="function_trust_earned", latency=lat)
+    >>> warmup_summary([r])["trust_earned"]
+    ['play']
+    """
+    return {
+        "requests": len(responses),
+        "served_small": sum(r.served_by == "small" for r in responses),
+        "served_template": sum(r.served_by == "template" for r in responses),
+        "served_large": sum(r.served_by == "large" for r in responses),
+        "route_reasons": dict(sorted(Counter(r.route_reason for r in responses).items())),
+        "trust_earned": sorted({r.call.name for r in responses if r.route_reason == FUNCTION_TRUST_EARNED and r.call}),
+    }
 
 
 def build_report(
@@ -208,6 +230,22 @@ def write_report(
     return paths
 
 
+def _warmup_row(warmup: Mapping[str, Any] | None) -> list[str]:
+    if not warmup:
+        return []
+    trusted = ", ".join(warmup["trust_earned"]) or "none"
+    return [f"| warm-up before the measured requests (not in these figures) | {warmup['requests']} requests: "
+            f"{warmup['served_small']} small, {warmup['served_template']} templates, {warmup['served_large']} large; "
+            f"functions served on trust earned by serving's probes: {trusted} |"]
+
+
+def _probes_row(probes: Mapping[str, int] | None) -> list[str]:
+    if probes is None:
+        return []
+    counts = ", ".join(f"{k} {probes.get(k, 0)}" for k in ("agree", "disagree", "skipped", "error"))
+    return [f"| serving's probes of functions the adapter is not trusted with (warm-up and measured) | {counts} |"]
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """A human-readable summary of the report."""
     lat = report["latency_ms"]
@@ -240,6 +278,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"| small path: hedged (large answered first), busy, not faster than the large model | "
         f"{report['hedged']}, {report['small_busy']}, {report['small_not_faster']} |",
         f"| route reasons | {', '.join(f'{k}: {v}' for k, v in report['route_reasons'].items()) or '–'} |",
+        *_warmup_row(report.get("warmup")),
+        *_probes_row(report.get("trust_probes")),
         "",
         "| latency (ms) | p50 | p90 | mean |",
         "|---|---|---|---|",

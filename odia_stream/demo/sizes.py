@@ -16,6 +16,10 @@ class DemoSizes:
     events: int = 6000
     #: Held-out requests replayed in the latency phase: enough for stable latency ratios.
     held_out: int = 500
+    #: Other held-out requests serving answers first, left out of the report's figures: serving in
+    #: production has been answering for a while when anyone measures it, and it earns per-function
+    #: trust on that traffic (probes of the small model, docs/serving_policy.md). 0 = none.
+    warmup: int = 400
     #: A short round at a high learning rate: measured on synthetic music (2-core CPU, batch 4,
     #: ~12.5 s/step), 32 steps at 2e-3 lifted held-out AST accuracy from 0.10 (base) to 0.475 in
     #: ``odia bench train`` but only to 0.27 on the demo's own eval set (48 steps: 0.21); 24 steps

@@ -118,6 +118,11 @@ class RenderedPrompt:
         """The prompt format this prompt is in (2: the function is given, 1: the model chooses it)."""
         return 2 if self.function is not None else 1
 
+    @property
+    def chars(self) -> int:
+        """Characters of the messages' contents (what serving sizes its small-path latency estimates by)."""
+        return sum(len(m.get("content") or "") for m in self.messages)
+
 
 def call_style(options: PromptOptions) -> CallStyle:
     """The output style the options select."""

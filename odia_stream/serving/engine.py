@@ -8,7 +8,9 @@ Per request (pure async logic, no Kafka):
 3. small route: first the template tier (``templates.enabled``): a call assembled from the
    request's slots by its template's live program, validated like a model's call, answered with
    ``served_by = "template"`` (a miss falls through, counted by reason); with no adapter (a router
-   served alone) or a function the adapter is not trusted with, the request goes large; else render the prompt
+   served alone) the request goes large, and so it does with a function the adapter is trusted with
+   neither by the trainer nor by serving's own probes (:mod:`odia_stream.serving.earned_trust`: the
+   small model is then probed on it in the background, when the small path is idle); else render the prompt
    (the trainer's format) and apply the small path's admission policy
    (:mod:`odia_stream.serving.small_path`): while the small path is not faster than the large
    model the request goes large (``small_not_faster``, but for probes), and when its generations
@@ -47,11 +49,12 @@ from odia_stream.generation.calls import CheckedCall, call_from, request_for
 from odia_stream.generation.protocol import SmallGenerator
 from odia_stream.large_model.protocol import LargeModel, LargeModelAnswer, LargeModelError
 from odia_stream.prompting import RenderedPrompt, render_prompt
+from odia_stream.serving.earned_trust import FUNCTION_TRUST_EARNED, EarnedTrust, TrustProber
 from odia_stream.serving.escalation import Escalation, escalation_for
 from odia_stream.serving.metrics import ServingMetrics
 from odia_stream.serving.requests import parse_request
 from odia_stream.serving.router_api import RouteDecision
-from odia_stream.serving.shadow import ShadowChecker
+from odia_stream.serving.shadow import ShadowChecker, ShadowSampler
 from odia_stream.serving.small_path import (
     HEDGED,
     SMALL_BUSY,
@@ -65,7 +68,7 @@ from odia_stream.settings import OdiaSettings
 from schemas import FunctionCall, LatencyBreakdown, ServeRequest, ServeResponse
 from schemas.serving import ServedBy
 
-__all__ = ["MALFORMED_REQUEST", "RawAnswer", "ServeEngine"]
+__all__ = ["FUNCTION_TRUST_EARNED", "MALFORMED_REQUEST", "RawAnswer", "ServeEngine"]
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +180,14 @@ class ServeEngine:
         self.capacity = SmallPathCapacity(concurrency, queue)
         #: Latency estimates of both paths, the latency gate and the hedge delay.
         self.gate = LatencyGate(settings)
+        s = settings.serving
+        #: Per-function trust earned in serving (probes, then shadow checks), and the probes.
+        self.trust = EarnedTrust(settings.trainer.function_accuracy_target, settings.router.calibration_z)
+        self.prober = TrustProber(
+            generator, self.trust, self.capacity, ShadowSampler(s.trust_probe_share, s.shadow_seed),
+            max_new_tokens=settings.small_answer_tokens, check_required=s.require_all_arguments, metrics=self.metrics,
+            observe_latency=self.gate.observe_small,
+        )
 
     async def answer_raw(
         self, value: bytes | None, key: bytes | None, topic: str, partition: int, offset: int
@@ -238,8 +249,11 @@ class ServeEngine:
                 return answered
         if active.adapter is None:
             return await self._large(request, active, clock, NO_ADAPTER)
+        reason = str(decision.reason)
         if not active.router.model_answers(decision.function):
-            return await self._large(request, active, clock, FUNCTION_NOT_TRUSTED)
+            if not self.trust.earned(active.adapter_version, decision.function):
+                return await self._probed_large(request, active, decision, clock)
+            reason = FUNCTION_TRUST_EARNED
         try:
             prompt = render_prompt(
                 request.tools, request.history, request.query, self.settings.prompt, decision.function
@@ -247,14 +261,30 @@ class ServeEngine:
         except (ValueError, ToolSchemaError) as exc:
             return await self._escalate(request, active, clock, Escalation("prompt_error", str(exc)))
         self.recent_prompts.append(prompt)
-        chars = sum(len(m.get("content") or "") for m in prompt.messages)
+        chars = prompt.chars
         gate = self.gate.decide(chars)
         self.metrics.set_small_path(self.gate.open, gate.small_p50_ms, gate.large_p50_ms)
         if not gate.small_ok:
             return await self._large(request, active, clock, SMALL_NOT_FASTER)
         if not self.capacity.try_admit():
             return await self._large(request, active, clock, SMALL_BUSY)
-        return await self._small_or_hedged(request, active, decision, clock, prompt, chars, gate.probe)
+        return await self._small_or_hedged(request, active, decision, clock, prompt, chars, gate.probe, reason)
+
+    async def _probed_large(
+        self, request: ServeRequest, active: ActiveVersion, decision: RouteDecision, clock: _Clock
+    ) -> ServeResponse:
+        """The large model's answer to a request whose function the adapter is not trusted with; the
+        small model is then probed on it in the background, when the small path is idle."""
+        response = await self._large(request, active, clock, FUNCTION_NOT_TRUSTED)
+        if response.call is not None and active.adapter is not None:
+            try:
+                prompt = render_prompt(
+                    request.tools, request.history, request.query, self.settings.prompt, decision.function
+                )
+            except (ValueError, ToolSchemaError):
+                return response  # the small model could not be asked this one either
+            self.prober.submit(request, prompt, active.adapter, response.call)
+        return response
 
     async def _small_or_hedged(
         self,
@@ -265,6 +295,7 @@ class ServeEngine:
         prompt: RenderedPrompt,
         chars: int,
         probe: bool,
+        reason: str,
     ) -> ServeResponse:
         """The admitted small generation, with the large call started beside it after the hedge delay
         (at once for a ``probe`` of the closed gate and while the small path is unmeasured)."""
@@ -286,14 +317,14 @@ class ServeEngine:
             if delay is None or delay > 0:
                 await asyncio.wait({small_task}, timeout=delay)
             if small_task.done():
-                return await self._served_small(request, active, decision, clock, small_task.result())
+                return await self._served_small(request, active, decision, clock, small_task.result(), reason)
             large_task = asyncio.ensure_future(self._large_call(request))
             done, _ = await asyncio.wait({small_task, large_task}, return_when=asyncio.FIRST_COMPLETED)
             if small_task in done:
                 small = small_task.result()
                 if small.escalation is None:
                     self.metrics.hedges.labels("small").inc()
-                    return await self._served_small(request, active, decision, clock, small)
+                    return await self._served_small(request, active, decision, clock, small, reason)
                 large = await large_task  # the small answer failed; the large call already runs
                 clock.generate_ms = _ms(generating)
                 self.metrics.hedges.labels("large" if large.answer is not None else "none").inc()
@@ -308,7 +339,7 @@ class ServeEngine:
             clock.generate_ms = _ms(generating)
             if small.escalation is None:
                 self.metrics.hedges.labels("small").inc()
-                return await self._served_small(request, active, decision, clock, small)
+                return await self._served_small(request, active, decision, clock, small, reason)
             self.metrics.hedges.labels("none").inc()
             self.metrics.escalations.labels(small.escalation.reason).inc()
             return self._large_response(request, active, clock, small.escalation.route_reason, large)
@@ -328,14 +359,22 @@ class ServeEngine:
         decision: RouteDecision,
         clock: _Clock,
         small: _SmallAnswer,
+        reason: str,
     ) -> ServeResponse:
-        """The response to a finished small generation: served, or escalated to the large model."""
+        """The response to a finished small generation: served, or escalated to the large model.
+        A shadow check's outcome also counts towards the function's trust earned in serving."""
         if small.escalation is not None:
             return await self._escalate(request, active, clock, small.escalation)
         assert small.call is not None
         if self.shadow is not None:
-            self.shadow.submit(request, small.call, decision.cluster_id, active.router)
-        return self._response(request, active, clock, small.call, "small", str(decision.reason))
+            version, function = active.adapter_version, decision.function
+
+            def earned_trust(agreed: bool) -> None:
+                if version is not None and function is not None:
+                    self.trust.record_and_log(version, function, agreed, "shadow checks")
+
+            self.shadow.submit(request, small.call, decision.cluster_id, active.router, earned_trust)
+        return self._response(request, active, clock, small.call, "small", reason)
 
     async def _escalate(
         self, request: ServeRequest, active: ActiveVersion, clock: _Clock, escalation: Escalation

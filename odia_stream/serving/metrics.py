@@ -69,6 +69,11 @@ class ServingMetrics:
         self.shadow_checks = counter(
             "odia_serving_shadow_checks", "Shadow checks of small-model answers, by outcome", ["outcome"]
         )
+        self.trust_probes = counter(
+            "odia_serving_trust_probes",
+            "Small-model probes of functions the adapter is not trusted with, by outcome",
+            ["outcome"],
+        )
         self.hedges = counter(
             "odia_serving_hedges",
             "Small generations the large call was started beside, by whose answer was sent",

@@ -35,10 +35,11 @@ class ServingRuntime:
     swapper: HotSwapper
 
     async def aclose(self, *, close_generator: bool = True, close_large_model: bool = True) -> None:
-        """Wait for shadow checks (bounded by ``serving.drain_timeout_s``) and unloads, then release models."""
-        if not await self.shadow.drain(self.settings.serving.drain_timeout_s):
-            log.warning("shadow checks still running at shutdown; cancelling them")
-        await self.shadow.aclose()
+        """Wait for shadow checks and trust probes (bounded by ``serving.drain_timeout_s``) and unloads, then release models."""
+        for checks, what in ((self.shadow, "shadow checks"), (self.engine.prober, "trust probes")):
+            if not await checks.drain(self.settings.serving.drain_timeout_s):
+                log.warning("%s still running at shutdown; cancelling them", what)
+            await checks.aclose()
         await self.swapper.aclose()
         if close_large_model:
             await self.large_model.aclose()

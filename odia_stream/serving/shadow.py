@@ -11,21 +11,30 @@ large model when its agreement drops.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from odia_stream.evaluation import ast_match
 from odia_stream.large_model.protocol import LargeModel
+from odia_stream.serving.background import BackgroundTasks
 from odia_stream.serving.metrics import ServingMetrics
 from odia_stream.serving.router_api import RouterLike
 from schemas import FunctionCall, ServeRequest
 
-__all__ = ["AgreementStats", "ShadowChecker", "ShadowSampler"]
+__all__ = ["AgreementStats", "ShadowChecker", "ShadowSampler", "agrees_with_large"]
 
 log = logging.getLogger(__name__)
+
+
+def agrees_with_large(call: FunctionCall, large_call: FunctionCall | None, request: ServeRequest) -> bool:
+    """Whether ``call`` matches the large model's ``large_call`` on ``request`` (AST match, like the
+    trainer's evaluation; arguments compared by the offered function's schema)."""
+    tool = None
+    if large_call is not None:
+        tool = next((t.function for t in request.tools if t.name == large_call.name), None)
+    return ast_match(call, large_call, tool).ok
 
 
 class ShadowSampler:
@@ -60,7 +69,7 @@ class AgreementStats:
         return self.agreed / self.checks if self.checks else float("nan")
 
 
-class ShadowChecker:
+class ShadowChecker(BackgroundTasks):
     """Runs sampled shadow checks in the background and feeds their outcome back."""
 
     def __init__(
@@ -77,16 +86,11 @@ class ShadowChecker:
         self.sampler = sampler
         self.max_concurrency = max_concurrency
         self.metrics = metrics
-        self._tasks: set[asyncio.Task[None]] = set()
+        super().__init__()
         #: Per-cluster agreement seen by this replica (key ``None``: decisions without a cluster).
         self.by_cluster: dict[Hashable | None, AgreementStats] = {}
         self.skipped = 0
         self.errors = 0
-
-    @property
-    def running(self) -> int:
-        """Shadow checks in flight."""
-        return len(self._tasks)
 
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
@@ -98,8 +102,10 @@ class ShadowChecker:
         small_call: FunctionCall,
         cluster_id: Hashable | None,
         router: RouterLike | None,
+        listener: Callable[[bool], None] | None = None,
     ) -> bool:
-        """Start a shadow check of ``small_call`` when ``request`` is sampled and a slot is free.
+        """Start a shadow check of ``small_call`` when ``request`` is sampled and a slot is free
+        (``listener``, if given, also hears whether it agreed).
 
         Returns whether a check was started. Never blocks.
         """
@@ -109,11 +115,7 @@ class ShadowChecker:
             self.skipped += 1
             self._count("skipped")
             return False
-        task = asyncio.get_running_loop().create_task(
-            self._check(request, small_call, cluster_id, router), name=f"shadow-{request.request_id}"
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._start(self._check(request, small_call, cluster_id, router, listener), f"shadow-{request.request_id}")
         return True
 
     async def _check(
@@ -122,6 +124,7 @@ class ShadowChecker:
         small_call: FunctionCall,
         cluster_id: Hashable | None,
         router: RouterLike | None,
+        listener: Callable[[bool], None] | None,
     ) -> None:
         try:
             answer = await self.large_model.call(request)
@@ -130,11 +133,10 @@ class ShadowChecker:
             self._count("error")
             log.warning("shadow check of %s failed: %s", request.request_id, exc)
             return
-        tool = None
-        if answer.call is not None:
-            tool = next((t.function for t in request.tools if t.name == answer.call.name), None)
-        agreed = ast_match(small_call, answer.call, tool).ok
+        agreed = agrees_with_large(small_call, answer.call, request)
         self.record(cluster_id, agreed, router)
+        if listener is not None:
+            listener(agreed)
 
     def record(self, cluster_id: Hashable | None, agreed: bool, router: RouterLike | None) -> None:
         """Count one agreement outcome and feed it to ``router`` (when the decision had a cluster)."""
@@ -144,17 +146,3 @@ class ShadowChecker:
         self._count("agree" if agreed else "disagree")
         if router is not None and cluster_id is not None:
             router.record_agreement(cluster_id, agreed)
-
-    async def drain(self, timeout_s: float) -> bool:
-        """Wait for running checks; ``False`` when some were still running after ``timeout_s``."""
-        if not self._tasks:
-            return True
-        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
-        return not pending
-
-    async def aclose(self) -> None:
-        """Cancel running checks."""
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)

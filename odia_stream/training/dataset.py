@@ -33,8 +33,8 @@ from tqdm import tqdm
 
 from odia_stream.clustering.records import Cluster, QueryGroup, StoredExample
 from odia_stream.evaluation.call_validation import validate_call
-from odia_stream.labels import NO_CALL
 from odia_stream.keys import cluster_key, group_key
+from odia_stream.labels import NO_CALL
 from odia_stream.normalize import normalize_query
 from odia_stream.settings import TrainingDataSettings
 from schemas import ChatMessage, FunctionCall, ToolSpec

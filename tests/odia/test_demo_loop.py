@@ -44,7 +44,7 @@ pytestmark = pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_reduced_demo_produces_a_sane_report(settings: OdiaSettings, tmp_path: Path) -> None:
     sizes = DemoSizes(
-        events=1500, held_out=40, train_steps=4, train_minutes=8, request_rate=20, trigger_examples=150,
+        events=1500, held_out=40, warmup=20, train_steps=4, train_minutes=8, request_rate=20, trigger_examples=150,
         timeout_s=1500, gate=0.0, function_trust=0.0, router_precision=0.9,
         # This checks the report, not speed: 20 small requests queued at 20/s behind one CPU generator
         # all outlasted the demo's 20 s budget on a loaded 2-core CI machine (coverage 0, every one
@@ -59,6 +59,11 @@ def test_reduced_demo_produces_a_sane_report(settings: OdiaSettings, tmp_path: P
     report = run_loop_demo(settings, "synthetic:music", sizes=sizes, seed=1, out_dir=out, console=console,
                            dashboard_port=0)
     assert report["requests"] == 40 and report["answered"] == 40 and report["unanswered"] == 0
+    warm = report["warmup"]  # answered first, kept out of the figures
+    assert warm["requests"] == 20 and warm["served_small"] + warm["served_template"] + warm["served_large"] <= 20
+    # Read from serving's metrics endpoint, which asks for the (planted) token: every function is
+    # trusted here (function_trust 0), so no probe runs.
+    assert report["trust_probes"] is not None and sum(report["trust_probes"].values()) == 0
     assert report["errors"] == 0
     assert report["adapter_version"] is not None and report["router_version"] is not None
     assert 0 < report["coverage"] <= 1

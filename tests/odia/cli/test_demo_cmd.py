@@ -18,3 +18,4 @@ def test_demo_options_default_to_the_demo_sizes() -> None:
         d.events, d.held_out, d.train_steps, d.train_minutes
     )
     assert (defaults["rate"], defaults["router_precision"]) == (d.request_rate, d.router_precision)
+    assert defaults["warmup"] == d.warmup

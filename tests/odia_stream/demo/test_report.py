@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from odia_stream.demo.report import HeldOut, build_report, coverage_series, write_report
+from odia_stream.demo.report import HeldOut, build_report, coverage_series, warmup_summary, write_report
 from schemas import FCLogEvent, FunctionCall, LatencyBreakdown, ServeRequest, ServeResponse
 
 
@@ -110,3 +110,21 @@ def test_the_small_path_policy_is_counted(snips_events: list[FCLogEvent], tmp_pa
     assert (r["hedged"], r["small_busy"], r["small_not_faster"]) == (2, 1, 1)
     md = write_report(r, responses, baseline, tmp_path)[1].read_text()
     assert "| small path: hedged (large answered first), busy, not faster than the large model | 2, 1, 1 |" in md
+
+
+def test_the_warm_up_and_serving_probes_get_their_rows(snips_events: list[FCLogEvent], tmp_path: Path) -> None:
+    held = _held([e for e in snips_events if e.call is not None][:4])
+    earned = _resp(held[0], "small", held[0].expected, 200, 0).model_copy(update={"route_reason": "function_trust_earned"})
+    warm = [earned, _resp(held[1], "large", held[1].expected, 1600, 1),
+            _resp(held[2], "template", held[2].expected, 5, 2)]
+    summary = warmup_summary(warm)
+    assert summary["requests"] == 3 and (summary["served_small"], summary["served_template"], summary["served_large"]) == (1, 1, 1)
+    assert held[0].expected is not None and summary["trust_earned"] == [held[0].expected.name]
+    measured = [_resp(held[3], "large", held[3].expected, 1600, 3)]
+    baseline = {held[3].request.request_id: 1600.0}
+    r = build_report(held[3:], measured, baseline, large_model="replay-simulated(x)", simulated_large=True,
+                     extra={"warmup": summary, "trust_probes": {"agree": 5, "disagree": 2, "skipped": 9}})
+    md = write_report(r, measured, baseline, tmp_path)[1].read_text()
+    assert f"| warm-up before the measured requests (not in these figures) | 3 requests: 1 small, 1 templates, 1 large; " \
+           f"functions served on trust earned by serving's probes: {held[0].expected.name} |" in md
+    assert "(warm-up and measured) | agree 5, disagree 2, skipped 9, error 0 |" in md

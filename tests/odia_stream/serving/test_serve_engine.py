@@ -1,9 +1,11 @@
 """The serving engine with real parts: the router snapshot, the HF backend with a trained adapter,
-the replay large model. One response per request on every path; escalation; shadow demotion."""
+the replay large model. One response per request on every path; escalation; shadow demotion; trust
+earned by probes."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -203,3 +205,26 @@ async def test_a_raw_message_is_answered_readable_or_not(
     m = runtime.metrics
     assert m.value("odia_serving_errors_total", {"kind": "malformed"}) == 3
     assert m.value("odia_serving_requests_total", {"served_by": "none", "reason": MALFORMED_REQUEST}) == 3
+
+
+async def test_a_function_not_trusted_earns_trust_from_probes_on_real_parts(
+    make_runtime, app_router: RouterFixture  # noqa: ANN001
+) -> None:
+    # The small model's own answer to a request, recorded as the large model's call: probes of it agree.
+    served = await _served_small(await make_runtime(), app_router)
+    answer = (await (await make_runtime(templates=False)).engine.answer(_request(served))).call
+    assert answer is not None
+    recorded = [e.model_copy(update={"call": answer}) if e.event_id == served.event_id else e for e in app_router.events]
+    runtime = await make_runtime(large_model=replay_large(recorded), templates=False)
+    router = runtime.versions.current.router
+    assert router is not None
+    router.snapshot = dataclasses.replace(router.snapshot, model_functions=())  # the trainer trusted nothing
+    # One agreeing probe proves a 0.5 target at z = 0 (the defaults need 25: test_small_path.py).
+    runtime.engine.trust.target, runtime.engine.trust.z = 0.5, 0.0
+    first = await runtime.engine.answer(_request(served))
+    assert (first.served_by, first.route_reason, first.call) == ("large", "function_not_trusted", answer)
+    assert await runtime.engine.prober.drain(120)
+    assert runtime.metrics.value("odia_serving_trust_probes_total", {"outcome": "agree"}) == 1
+    again = await runtime.engine.answer(_request(served))
+    assert (again.served_by, again.route_reason, again.call) == ("small", "function_trust_earned", answer)
+    assert runtime.engine.trust.functions(runtime.versions.current.adapter_version) == [answer.name]

@@ -22,7 +22,8 @@ from odia_stream.prompting import render_prompt
 from odia_stream.prompting.format import render_target
 from odia_stream.routing.template_tier import TemplateAnswer
 from odia_stream.serving.backends import resolve_backend
-from odia_stream.serving.engine import FUNCTION_NOT_TRUSTED, ServeEngine
+from odia_stream.serving.engine import FUNCTION_NOT_TRUSTED, FUNCTION_TRUST_EARNED, ServeEngine
+from odia_stream.serving.shadow import AgreementStats, ShadowChecker, ShadowSampler
 from odia_stream.serving.small_path import (
     HEDGED,
     LLAMACPP_QUEUE,
@@ -35,7 +36,7 @@ from odia_stream.serving.small_path import (
 )
 from odia_stream.serving.versions import ActiveVersion, VersionHolder
 from odia_stream.settings import OdiaSettings
-from schemas import FunctionCall, ServeRequest, ToolSpec
+from schemas import FunctionCall, ServeRequest, ServeResponse, ToolSpec
 
 TOOL = ToolSpec.model_validate({
     "name": "play_music",
@@ -66,9 +67,13 @@ class _Decision:
 
 
 class _Router:
-    """Routes a query starting with ``large`` large, everything else small."""
+    """Routes a query starting with ``large`` large, everything else small; the adapter is trusted
+    with ``play_music`` unless ``trusted`` is off."""
 
     version = "router-test"
+
+    def __init__(self, *, trusted: bool = True) -> None:
+        self.trusted = trusted
 
     def decide(self, request: ServeRequest) -> _Decision:
         if request.query.startswith("large"):
@@ -78,7 +83,7 @@ class _Router:
         return _Decision("small", CALL.name, "cluster_match", "c1")
 
     def model_answers(self, function: str | None) -> bool:
-        return function == CALL.name
+        return self.trusted and function == CALL.name
 
     def template_answer(self, request: ServeRequest, function: str | None, *, check_required: bool = True
                         ) -> TemplateAnswer:
@@ -156,13 +161,13 @@ class _ScriptedLarge:
 
 
 def _engine(small: _ScriptedSmall, large: _ScriptedLarge, *, limits: tuple[int, int] = (4, 4),
-            measured_small_ms: float | None = None, **serving: object) -> ServeEngine:
+            measured_small_ms: float | None = None, router: _Router | None = None, **serving: object) -> ServeEngine:
     """An engine over the test doubles; ``measured_small_ms``: the small path has already been
     measured (``latency_min_samples`` latencies of that many ms), so the hedge delay applies."""
     adapter = AdapterRef("a1", Path("/nonexistent"), "0" * 64, "scripted-test-double")
     engine = ServeEngine(
         _settings(**serving), generator=small, large_model=large,  # type: ignore[arg-type]
-        versions=VersionHolder(ActiveVersion(adapter=adapter, router=_Router())),  # type: ignore[arg-type]
+        versions=VersionHolder(ActiveVersion(adapter=adapter, router=router or _Router())),  # type: ignore[arg-type]
         small_limits=limits,
     )
     for _ in range(engine.gate.min_samples if measured_small_ms is not None else 0):
@@ -281,6 +286,77 @@ async def test_a_function_the_adapter_is_not_trusted_with_goes_large_without_the
     assert small.started == 0 and large.calls == 1
     trusted = await engine.answer(_request(2))
     assert trusted.served_by == "small" and small.started == 1
+
+
+async def _answer_untrusted(engine: ServeEngine, n: int) -> list[ServeResponse]:
+    out = []
+    for i in range(n):  # one at a time, each probe finished before the next request
+        out.append(await engine.answer(_request(i)))
+        assert await engine.prober.drain(5)
+    return out
+
+
+async def test_probes_that_agree_with_the_large_model_earn_the_function_its_trust() -> None:
+    # The large model far slower than the scripted small one: the latency gate (which the probes'
+    # latencies feed) stays open.
+    small, large = _ScriptedSmall(), _ScriptedLarge(delay_s=0.05)
+    engine = _engine(small, large, router=_Router(trusted=False))
+    # At the defaults (target 0.9, z 1.645) 25 agreeing probes are the fewest that prove the target.
+    assert (engine.trust.target, engine.trust.z) == (0.9, 1.645)
+    before = await _answer_untrusted(engine, 25)
+    assert {(r.served_by, r.route_reason) for r in before} == {("large", FUNCTION_NOT_TRUSTED)}
+    assert small.started == 25 and large.calls == 25
+    assert engine.metrics.value("odia_serving_trust_probes_total", {"outcome": "agree"}) == 25
+    assert engine.trust.functions("a1") == [CALL.name]
+    after = await engine.answer(_request(99))
+    assert (after.served_by, after.route_reason, after.call) == ("small", FUNCTION_TRUST_EARNED, CALL)
+    assert large.calls == 25 and small.started == 26, "served by the small model alone"
+    assert len(engine.gate.small_all) == 26, "the probes' latencies measured the small path"
+
+
+async def test_probes_that_disagree_earn_nothing_and_a_probe_share_of_zero_never_probes() -> None:
+    wrong = _ScriptedSmall(text='{"a":"let it be"}')  # valid, but not the large model's call
+    engine = _engine(wrong, _ScriptedLarge(), router=_Router(trusted=False))
+    answers = await _answer_untrusted(engine, 40)
+    assert {r.served_by for r in answers} == {"large"} and wrong.started == 40
+    assert engine.trust.stats("a1", CALL.name) == AgreementStats(checks=40, agreed=0)
+    assert engine.metrics.value("odia_serving_trust_probes_total", {"outcome": "disagree"}) == 40
+    off = _ScriptedSmall()
+    engine = _engine(off, _ScriptedLarge(), router=_Router(trusted=False), trust_probe_share=0.0)
+    await _answer_untrusted(engine, 5)
+    assert off.started == 0
+
+
+async def test_a_probe_takes_only_an_idle_small_path() -> None:
+    small = _ScriptedSmall()
+    engine = _engine(small, _ScriptedLarge(), router=_Router(trusted=False), limits=(1, 3))
+    release = asyncio.Event()
+    assert engine.capacity.try_admit()
+
+    async def real_request_in_flight() -> None:
+        async with engine.capacity.running():
+            await release.wait()
+
+    holder = asyncio.create_task(real_request_in_flight())
+    r = await engine.answer(_request(1))
+    assert r.served_by == "large" and small.started == 0 and engine.prober.running == 0
+    assert engine.metrics.value("odia_serving_trust_probes_total", {"outcome": "skipped"}) == 1
+    release.set()
+    await holder
+    await engine.answer(_request(2))
+    assert await engine.prober.drain(5)
+    assert small.started == 1 and engine.capacity.admitted == 0, "the probe gave its place back"
+
+
+async def test_shadow_checks_of_small_answers_count_towards_earned_trust() -> None:
+    small, large = _ScriptedSmall(), _ScriptedLarge(delay_s=0.05)
+    engine = _engine(small, large, router=_Router(trusted=False))
+    engine.shadow = ShadowChecker(large, ShadowSampler(1.0), max_concurrency=4)  # type: ignore[arg-type]
+    await _answer_untrusted(engine, 25)
+    served = await engine.answer(_request(100))
+    assert served.route_reason == FUNCTION_TRUST_EARNED
+    assert await engine.shadow.drain(5)
+    assert engine.trust.stats("a1", CALL.name) == AgreementStats(checks=26, agreed=26)
 
 
 async def test_hedge_large_wins_and_the_small_generation_is_cancelled() -> None:
