@@ -86,10 +86,10 @@ def _held_out_requests(events: list[FCLogEvent], n: int) -> list[HeldOut]:
 
 
 def _trust_probes(settings: OdiaSettings, console: Console) -> dict[str, int] | None:
-    """Serving's trust probes so far, by outcome, from its metrics endpoint (``None``: no endpoint,
-    or it could not be read, which is said)."""
+    """Serving's trust probes so far, by outcome, from its metrics endpoint (``None``: no endpoint on a
+    known port, or it could not be read, which is said)."""
     s = settings.serving
-    if s.metrics_port is None:
+    if not s.metrics_port:  # none, or 0: a port serving chose itself
         return None
     headers = {"Authorization": f"Bearer {s.metrics_token.get_secret_value()}"} if s.metrics_token else {}
     try:
