@@ -42,9 +42,23 @@ from odia_stream.routing.lookup import MatrixClusterLookup
 from odia_stream.settings import OdiaSettings
 from schemas import FCLogEvent
 
-__all__ = ["PromiseOptions", "nearest_centroid", "run_router_promise"]
+__all__ = ["PromiseOptions", "method_settings", "nearest_centroid", "run_router_promise"]
 
 METHODS = ("grouped", "records")
+#: What the classifier learns from (``router.classifier_learns``); a method named ``records+all``
+#: calibrates with ``records`` and teaches the classifier every group's function.
+LEARNS = ("simple", "all")
+
+
+def method_settings(settings: OdiaSettings, name: str) -> OdiaSettings:
+    """``settings`` with the router set as method ``name`` says: ``<calibration>[+<classifier_learns>]``."""
+    calibration, plus, learns = name.partition("+")
+    if calibration not in METHODS or (plus and learns not in LEARNS):
+        raise ValueError(f"unknown method {name!r}: use <{'|'.join(METHODS)}>[+{'|'.join(LEARNS)}]")
+    update: dict[str, str] = {"calibration": calibration}
+    if learns:
+        update["classifier_learns"] = learns
+    return settings.model_copy(update={"router": settings.router.model_copy(update=update)})
 
 
 @dataclass(frozen=True)
@@ -58,7 +72,8 @@ class PromiseOptions:
     zipf_exponent: float = 1.1
     #: Share of the training groups kept (1.0: all).
     train_fraction: float = 1.0
-    #: Calibration methods compared (``router.calibration`` values).
+    #: Methods compared: ``router.calibration`` values, each optionally ``+all`` or ``+simple``
+    #: (``router.classifier_learns``; :func:`method_settings`).
     methods: tuple[str, ...] = METHODS
     #: The baseline routes to clusters whose dominant share is at least this.
     baseline_share: float = 0.9
@@ -132,12 +147,13 @@ def promise_dataset(
             requests = [request_of(e) for e in test]
             router = None
             for method in options.methods:
-                s = settings.model_copy(update={"router": settings.router.model_copy(update={"calibration": method})})
+                s = method_settings(settings, method)
                 router = Router(build_snapshot(learner, s, embedder), embedder, s.router)
                 ev = evaluate_decisions(test, router.decide_many(requests))
                 run["methods"][method] = {
                     **_rates(ev.correct_small, ev.routed_small, ev.with_call),
                     "lower_bounds": {k: t.lower_bound for k, t in router.snapshot.thresholds.items() if t.enabled},
+                    "by_stage": ev.by_stage,
                 }
             assert router is not None
             run["baseline"] = nearest_centroid(router, embedder, test, options.baseline_share)

@@ -29,7 +29,8 @@ def bench_router(
     train_fraction: Annotated[float, typer.Option(
         help="With --seeds: keep this share of the training groups (few-shot regime).", min=0.01, max=1.0)] = 1.0,
     method: Annotated[list[str] | None, typer.Option(
-        help="With --seeds: calibration methods to compare (grouped, records); default both.")] = None,
+        help="With --seeds: methods to compare: a calibration (grouped, records), optionally +all (the "
+             "classifier learns every group's function) or +simple; default grouped and records.")] = None,
 ) -> None:
     """Precision, coverage, share routed small and decision latency (p50/p99, with and without
     embedding) of the router on held-out splits; JSON, tables and a threshold plot. With --seeds,
@@ -50,12 +51,14 @@ def bench_router(
                          latency_requests=latency_requests, console=console)
         return
     from odia.bench.common import open_warm_embedder
-    from odia.bench.router_promise import METHODS, PromiseOptions, run_router_promise
+    from odia.bench.router_promise import METHODS, PromiseOptions, method_settings, run_router_promise
 
     methods = tuple(method or METHODS)
-    unknown = sorted(set(methods) - set(METHODS))
-    if unknown:
-        raise typer.BadParameter(f"unknown calibration method(s) {unknown}; use {list(METHODS)}")
+    for name in methods:
+        try:
+            method_settings(settings, name)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
     options = PromiseOptions(seeds=seeds, test_fraction=test_fraction, zipf=zipf, train_fraction=train_fraction,
                              methods=methods, limit=limit)
     run_router_promise(settings, datasets, out, options, open_warm_embedder(settings), console)

@@ -7,8 +7,9 @@
 3. Templates: simple template clusters (two queries or more), calibrated the same way on the
    groups stage 1 leaves undecided.
 4. Stage 2: the classifier learns "function F" for groups of simple clusters whose own calls agree
-   with it and "complex" for the others (undecided clusters: per ``router.undecided``); its
-   out-of-sample scores on the groups both earlier stages leave undecided choose its threshold.
+   with it and "complex" for the others (undecided clusters: per ``router.undecided``), or, with
+   ``router.classifier_learns = all``, every group's own function; its out-of-sample scores on the
+   groups both earlier stages leave undecided choose its threshold.
 5. The template tier: templates' argument programs valid at the target precision
    (:func:`live_programs`); serving answers from them when the router routes small with their
    function.
@@ -157,14 +158,22 @@ def held_out_embeddings(
 
 
 def classifier_label(
-    group: QueryGroup, cluster: Cluster, routable: Callable[[str | None], bool], undecided: str
+    group: QueryGroup, cluster: Cluster, routable: Callable[[str | None], bool], undecided: str,
+    learns: str = "simple",
 ) -> str | None:
-    """What stage 2 learns from a group: its cluster's function when the cluster is simple (and
-    routable) and the group's own calls agree, :data:`COMPLEX` for complex clusters and
-    disagreeing groups, ``None`` (not learned) or ``COMPLEX`` for undecided clusters."""
+    """What stage 2 learns from a group (``learns``: ``router.classifier_learns``).
+
+    ``simple``: its cluster's function when the cluster is simple (and routable) and the group's
+    own calls agree, :data:`COMPLEX` for complex clusters and disagreeing groups, ``None`` (not
+    learned) or ``COMPLEX`` for undecided clusters (``undecided``).
+    ``all``: the group's own most called function when the small model may answer it, else
+    :data:`COMPLEX` (no call, another function); groups of complex clusters learn ``COMPLEX``.
+    """
     label = routing_label(cluster.label, cluster.dominant_function, routable)
+    top = max(sorted(group.function_counts.items()), key=lambda kv: kv[1])[0] if group.function_counts else None
+    if learns == "all":
+        return top if label != "complex" and routable(top) else COMPLEX
     if label == "simple":
-        top = max(sorted(group.function_counts.items()), key=lambda kv: kv[1])[0]
         return cluster.dominant_function if top == cluster.dominant_function else COMPLEX
     if label == "complex" or cluster.label == "simple":
         return COMPLEX
@@ -279,7 +288,8 @@ def build_snapshot(
             )
 
     # Stage 2: the classifier, on the held-out query vectors (what serving will embed).
-    labels = [classifier_label(g, state.clusters[g.cluster_id], routable, rs.undecided) for g in groups]
+    labels = [classifier_label(g, state.clusters[g.cluster_id], routable, rs.undecided, rs.classifier_learns)
+              for g in groups]
     trained: TrainedClassifier | None = None
     t_classifier = Threshold.disabled(len(groups), float(total.sum()))
     if any(y is not None for y in labels):

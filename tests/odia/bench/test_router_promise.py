@@ -11,15 +11,24 @@ import pytest
 from rich.console import Console
 
 from odia.bench.common import open_warm_embedder
-from odia.bench.router_promise import PromiseOptions, run_router_promise
+from odia.bench.router_promise import PromiseOptions, method_settings, run_router_promise
 from odia_stream.datasets import write_jsonl
 from odia_stream.settings import OdiaSettings
 from schemas import FCLogEvent
 
-#: Learns and builds routers several times.
-pytestmark = pytest.mark.slow
+
+def test_a_method_names_the_calibration_and_what_the_classifier_learns() -> None:
+    settings = OdiaSettings()
+    both = method_settings(settings, "grouped+all").router
+    assert (both.calibration, both.classifier_learns) == ("grouped", "all")
+    plain = method_settings(settings, "records").router
+    assert (plain.calibration, plain.classifier_learns) == ("records", settings.router.classifier_learns)
+    for bad in ("nearest", "records+most", "records+"):
+        with pytest.raises(ValueError, match="unknown method"):
+            method_settings(settings, bad)
 
 
+@pytest.mark.slow  # learns and builds routers several times
 def test_repeated_splits_report_the_promise_per_method_beside_the_baseline(
     tmp_path: Path, model_cache: Path, snips_events: list[FCLogEvent]
 ) -> None:
@@ -50,5 +59,7 @@ def test_repeated_splits_report_the_promise_per_method_beside_the_baseline(
     run = zipf["datasets"][0]["runs"][0]
     assert run["train"] + run["test"] == 400 and zipf["variant"] == " zipf 400"
     few = run_router_promise(settings, [sample], tmp_path / "few",
-                             PromiseOptions(seeds=1, train_fraction=0.2, methods=("grouped",)), embedder, console)
+                             PromiseOptions(seeds=1, train_fraction=0.2, methods=("grouped", "records+all")),
+                             embedder, console)
     assert few["datasets"][0]["runs"][0]["train"] < 0.3 * 300
+    assert few["datasets"][0]["methods"].keys() == {"grouped", "records+all", "baseline"}

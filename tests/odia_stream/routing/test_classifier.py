@@ -90,3 +90,41 @@ def test_linear_models_give_probabilities_and_refuse_bad_shapes() -> None:
         LinearRouteModel(("a", "a"), np.zeros((2, 3)), np.zeros(2), "softmax")
     with pytest.raises(ValueError):
         LinearRouteModel(("a",), np.zeros((2, 3)), np.zeros(2), "softmax")
+
+
+def _group_and_cluster(group_calls: dict[str, int], cluster_label: str, dominant: str | None):
+    from collections import Counter
+
+    from odia_stream.clustering.records import Cluster, QueryGroup
+
+    vec = np.ones(2, dtype=np.float32)
+    group = QueryGroup(1, "s", "app", "q", "q", 7, vec, sum(group_calls.values()), Counter(group_calls))
+    cluster = Cluster(7, "s", "app", vec, label=cluster_label, dominant_function=dominant)
+    return group, cluster
+
+
+@pytest.mark.parametrize(
+    ("group_calls", "cluster_label", "dominant", "simple", "every"),
+    [
+        ({"play": 3}, "simple", "play", "play", "play"),
+        ({"stop": 2, "play": 1}, "simple", "play", COMPLEX, "stop"),  # disagrees with its cluster
+        ({"stop": 2}, "undecided", None, None, "stop"),  # a few-shot function teaches the classifier
+        ({"play": 2}, "complex", "play", COMPLEX, COMPLEX),  # complex clusters still veto
+        ({"<no_call>": 2}, "undecided", None, None, COMPLEX),  # no call: never small
+        ({"pay": 4}, "undecided", None, None, COMPLEX),  # a function the small model may not answer
+    ],
+)
+def test_classifier_labels_learn_from_simple_clusters_or_every_known_function(
+    group_calls: dict[str, int], cluster_label: str, dominant: str | None, simple: str | None, every: str | None
+) -> None:
+    from odia_stream.labels import NO_CALL
+    from odia_stream.routing.builder import classifier_label
+
+    group_calls = {NO_CALL if k == "<no_call>" else k: v for k, v in group_calls.items()}
+    group, cluster = _group_and_cluster(group_calls, cluster_label, dominant)
+
+    def routable(fn: str | None) -> bool:
+        return fn is not None and fn != NO_CALL and fn != "pay"
+
+    assert classifier_label(group, cluster, routable, "skip") == simple
+    assert classifier_label(group, cluster, routable, "skip", "all") == every

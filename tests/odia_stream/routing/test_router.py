@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +12,8 @@ from odia_stream.embedding import Embedder
 from odia_stream.keys import parse_cluster_key
 from odia_stream.routing import Decision, Reason, Router, Threshold, open_router, publish_router
 from odia_stream.routing.calibration import Threshold as _T
-from schemas import ChatMessage, FunctionCall, ServeRequest, ToolCall
-from shop_app import APP, TOOLS, tool
+from schemas import ChatMessage, FCLogEvent, FunctionCall, ServeRequest, ToolCall
+from shop_app import APP, TOOLS, feed, shop_events, tool
 
 from typing import TYPE_CHECKING
 
@@ -165,3 +166,41 @@ def test_requests_are_keyed_exactly_like_the_learners_records(shop: Built, route
     for ev in shop_events()[:200]:
         assert group_key_of(ev, mode) in groups
         assert router.prepare(request_of(ev)) == TemplatedQuery.of_record(ev, mode, learner.templater_of(ev.app))
+
+
+def test_a_few_shot_function_teaches_the_classifier_only_when_it_learns_every_known_function(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    from conftest import learner_settings
+
+    from odia_stream.clustering.factory import open_learner
+    from odia_stream.routing import COMPLEX, build_snapshot
+
+    alarm_tools = [*TOOLS, tool("set_alarm", time="string")]
+    alarms = [
+        FCLogEvent(event_id=f"alarm-{i}", app=APP, query=q.format(t=t), tools=alarm_tools,
+                   call=FunctionCall(name="set_alarm", arguments={"time": t}))
+        for i, (q, t) in enumerate(zip(
+            ["set an alarm for {t}", "wake me up at {t}", "alarm at {t} please", "ring me at {t}",
+             "set my alarm to {t}", "i need an alarm at {t}", "set a wake-up alarm for {t}", "alarm for {t} tomorrow"],
+            ["6 am", "7 am", "5:30", "8 am", "6:45", "9 am", "7:15", "10 am"], strict=True))
+    ]
+    s = learner_settings(tmp_path, target_precision=0.95)
+    s = s.model_copy(update={"clustering": s.clustering.model_copy(update={"scope": "context"})})
+    learner = open_learner(s, embedder=embedder)
+    try:
+        feed(learner, shop_events() + alarms)
+        assert all(c.label != "simple" for c in learner.clusters.values() if "set_alarm" in c.function_counts)
+        built = {
+            learns: build_snapshot(learner, s.model_copy(update={"router": s.router.model_copy(
+                update={"classifier_learns": learns})}), embedder)
+            for learns in ("simple", "all")
+        }
+    finally:
+        learner.close()
+    simple, every = (built[k].classifier for k in ("simple", "all"))
+    assert simple is not None and every is not None
+    assert "set_alarm" not in simple.classes and "set_alarm" in every.classes
+    assert COMPLEX in every.classes and "play_music" in every.classes
+    items = {k: b.report["classifier_training_items"] for k, b in built.items()}
+    assert items["all"] > items["simple"]
