@@ -129,12 +129,19 @@ def program_key(app: str, scope: str, template: str) -> str:
     return "p" + digest.hexdigest()
 
 
+def query_key(scope: str, norm: str) -> str:
+    """The key of a known query (``q`` + 16 hex digits): the router's query match and its error budget."""
+    digest = hashlib.blake2b("\x1f".join(("query", scope, norm)).encode(), digest_size=8)
+    return "q" + digest.hexdigest()
+
+
 def budget_key(cluster: Hashable) -> str:
     """The error-budget key of a cluster: :func:`cluster_key` of an integer id; cluster keys
-    (``c…``), template-cluster keys (``t…``) and program keys (``p…``) pass through."""
+    (``c…``), template-cluster keys (``t…``), program keys (``p…``) and query keys (``q…``) pass
+    through."""
     if isinstance(cluster, int):
         return cluster_key(cluster)
-    if isinstance(cluster, str) and cluster[:1] in ("c", "t", "p"):
+    if isinstance(cluster, str) and cluster[:1] in ("c", "t", "p", "q"):
         return cluster
     raise ValueError(f"not a cluster id or key: {cluster!r}")
 

@@ -525,6 +525,12 @@ class RouterSettings(BaseModel):
     match_error_share: float = Field(default=0.5, gt=0, le=1)
     #: Held-out records a threshold must route, at least, to be trusted.
     min_calibration_records: int = Field(default=20, ge=1)
+    #: Route a request whose very query is known (a query group of the learner) to the function the
+    #: large model answered it with, when that answer is consistent enough: the threshold on the
+    #: share bound is calibrated by leaving one record out (docs/router.md, "The query match").
+    query_match: bool = True
+    #: Known queries the snapshot holds at most (those with the most records).
+    max_known_queries: int = Field(default=100_000, ge=0)
     #: ``records``: a threshold's precision bound counts every held-out record as an independent draw;
     #: ``grouped``: it counts query groups (their effective number), since repeats of one query are
     #: not independent evidence: a stricter promise that, on traffic where popular queries recur,

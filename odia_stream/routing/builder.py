@@ -1,6 +1,8 @@
 """Build a router snapshot from the learner's state (the live learner or a read-only view).
 
 1. The cluster table: every cluster's representative, scope, routing label and support.
+   Known queries: query groups answered consistently with one function, with a threshold on their
+   share bound calibrated by leaving one record out (:func:`~odia_stream.routing.holdout.leave_one_record_out`).
 2. Stage 1, calibrated on held-out groups (leave one group out, :mod:`~odia_stream.routing.holdout`):
    the lowest similarity at which simple-cluster matches reach the target precision (aiming at
    ``router.match_error_share`` of the allowed error rate: that estimate runs optimistic).
@@ -40,8 +42,10 @@ from odia_stream.routing.features import context_features, feature_matrix
 from odia_stream.routing.holdout import (
     HeldOutMatch,
     held_out_template,
+    known_queries,
     leave_one_out_matches,
     leave_one_out_templates,
+    leave_one_record_out,
     pool_templates,
     routing_label,
     taught_values,
@@ -51,6 +55,7 @@ from odia_stream.routing.safety import ToolCatalog
 from odia_stream.routing.snapshot import (
     ClusterTable,
     ProgramEntry,
+    QueryEntry,
     RouterSnapshot,
     SnapshotInfo,
     TemplateEntry,
@@ -258,6 +263,14 @@ def build_snapshot(
     # its thresholds aim for a share of the error rate the target allows.
     aim = 1.0 - rs.match_error_share * (1.0 - target)
 
+    # Stage 0: known queries, each record predicted from its query's other records.
+    t_query = Threshold.disabled(len(groups), float(sum(g.count for g in groups)))
+    queries_known: tuple[QueryEntry, ...] = ()
+    if rs.query_match:
+        s0, c0, n0 = leave_one_record_out(groups, routable, z)
+        t_query = choose_threshold(s0, c0, n0, target=target, z=z, min_routed=floor, method=rs.calibration)
+        queries_known = known_queries(groups, routable, z, t_query.value, rs.max_known_queries)
+
     contexts, catalog, taught = group_context(state, groups)
     queries, held_keys = held_out_embeddings(state, groups, taught, embedder, progress=progress)
 
@@ -313,9 +326,11 @@ def build_snapshot(
         "records": int(total.sum()),
         "templates": len(templates),
         "programs": len(programs),
+        "known_queries": len(queries_known),
         "classifier_training_items": sum(1 for y in labels if y is not None),
         "classifier_seconds": trained.train_seconds if trained else None,
         "calibration": {
+            "query": _threshold_report(t_query),
             "match": _threshold_report(t_match),
             "template": _threshold_report(t_template),
             "classifier": _threshold_report(t_classifier),
@@ -335,9 +350,10 @@ def build_snapshot(
         catalog=catalog,
         classifier=trained.model if trained else None,
         classifier_kind=trained.kind if trained else None,
-        thresholds={"match": t_match, "template": t_template, "classifier": t_classifier},
+        thresholds={"query": t_query, "match": t_match, "template": t_template, "classifier": t_classifier},
         dictionaries={app: state.dictionary_of(app) for app in sorted({*apps, *(p.app for p in programs)})},
         programs=programs,
+        queries=queries_known,
         model_functions=tuple(sorted(model_functions)) if model_functions is not None else None,
         report=report,
     )

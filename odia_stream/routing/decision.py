@@ -9,13 +9,15 @@ from typing import Literal
 #: Where a request goes: the small distilled model or the large one.
 Route = Literal["small", "large"]
 
-#: Which part of the router decided: a safety rule, stage 1 (cluster or template match), stage 2.
-Stage = Literal["safety", "match", "template", "classifier"]
+#: Which part of the router decided: a safety rule, the known query, stage 1 (cluster or template match), stage 2.
+Stage = Literal["safety", "query", "match", "template", "classifier"]
 
 
 class Reason(StrEnum):
     """Why a request went where it went (``str`` values, so they log and count as plain text)."""
 
+    #: Stage 0: the very query is known and the large model answered it with one function.
+    QUERY_MATCH = "query_match"
     #: Stage 1: a simple cluster of the request's scope is close enough.
     CLUSTER_MATCH = "cluster_match"
     #: Stage 1: the query's NER template belongs to a simple template cluster.
@@ -41,7 +43,9 @@ class Reason(StrEnum):
 
 
 #: Reasons that send a request to the small model.
-SMALL_REASONS: frozenset[Reason] = frozenset({Reason.CLUSTER_MATCH, Reason.TEMPLATE_MATCH, Reason.CLASSIFIER})
+SMALL_REASONS: frozenset[Reason] = frozenset(
+    {Reason.QUERY_MATCH, Reason.CLUSTER_MATCH, Reason.TEMPLATE_MATCH, Reason.CLASSIFIER}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +53,10 @@ class Decision:
     """One routing decision.
 
     ``function`` is the function the small model is expected to call (also set on most large
-    decisions, to say what was rejected); ``score`` is the deciding stage's score (cosine
-    similarity, template share bound or classifier probability); ``cluster_id`` is the cluster
-    key (``c<hex>``) the decision rests on, the key of agreement feedback. ``embed_ms`` is the time
+    decisions, to say what was rejected); ``score`` is the deciding stage's score (the known
+    query's share bound, cosine similarity, template share bound or classifier probability);
+    ``cluster_id`` is the key the decision rests on (``q<hex>`` known query, ``c<hex>`` cluster,
+    ``t<hex>`` template cluster), the key of agreement feedback. ``embed_ms`` is the time
     spent embedding, ``decide_ms`` the whole decision, embedding included.
     """
 

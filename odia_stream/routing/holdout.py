@@ -10,6 +10,10 @@ Every query group is scored as if it had never been learned (leave one group out
   cluster of its scope is found again; template clusters are pooled without it the same way.
 
 What the group's records called is the truth the thresholds are chosen against.
+
+The query match (a request whose very query the learner knows) is calibrated by leaving one
+*record* out instead (:func:`leave_one_record_out`): each record of a group is predicted from the
+group's other records, as the next request of a known query is.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from odia_stream.clustering.records import Cluster, QueryGroup
 from odia_stream.keys import TemplatedQuery, TemplateKey, template_text
 from odia_stream.labels import WilsonLabeler
 from odia_stream.routing.error_budget import ErrorBudget
-from odia_stream.routing.snapshot import ClusterTable
+from odia_stream.routing.snapshot import ClusterTable, QueryEntry
+from odia_stream.stats import wilson_lower_bound
 from odia_stream.templates import EntityDictionary, QueryTemplater, Template, normalize_text, render_template
 
 
@@ -197,3 +202,70 @@ def leave_one_out_templates(
         allowed = label == "simple" and budget.prior_bound(rest.get(d.dominant_function or "", 0), d.support) >= budget.target
         out.append(HeldOutMatch(label, d.dominant_function, d.share_lower_bound, allowed))
     return out
+
+
+def _dominant(counts: Mapping[str, int]) -> str:
+    """The function called most (ties: alphabetical)."""
+    return min((f for f, n in counts.items() if n > 0), key=lambda f: (-counts[f], f))
+
+
+def leave_one_record_out(
+    groups: Sequence[QueryGroup], routable: Callable[[str | None], bool], z: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Calibration items of the query match: ``(scores, correct, total)``, one item per group and
+    function called. Each record is predicted from its group's *other* records: their dominant
+    function, scored with the Wilson lower bound (at ``z``) of its share of them; the item holds
+    the records of one function (``total``) and, when that is the prediction, counts them
+    ``correct``. Records with no other record of their query, or whose prediction the small model
+    may not answer, score ``-inf``. When a query's answers are exchangeable (drawn alike, in any
+    order), this is the precision of answering its next request from its past ones.
+
+    >>> from collections import Counter
+    >>> g = QueryGroup(1, "s", "a", "q", "q", 1, np.zeros(2), 4, Counter({"play": 3, "stop": 1}))
+    >>> s, c, t = leave_one_record_out([g], lambda f: True, 0.0)
+    >>> s.round(3).tolist(), c.tolist(), t.tolist()
+    ([0.667, 1.0], [3.0, 0.0], [3.0, 1.0])
+    """
+    scores: list[float] = []
+    correct: list[float] = []
+    total: list[float] = []
+    for g in groups:
+        n = sum(g.function_counts.values())
+        for f in sorted(g.function_counts):
+            k = g.function_counts[f]
+            if k <= 0:
+                continue
+            rest = dict(g.function_counts)
+            rest[f] -= 1
+            score, right = -math.inf, 0.0
+            if n > 1:
+                d = _dominant(rest)
+                if routable(d):
+                    score = wilson_lower_bound(rest[d], n - 1, z) if z > 0 else rest[d] / (n - 1)
+                    right = float(k) if d == f else 0.0
+            scores.append(score)
+            correct.append(right)
+            total.append(float(k))
+    return np.array(scores, dtype=float), np.array(correct, dtype=float), np.array(total, dtype=float)
+
+
+def known_queries(
+    groups: Sequence[QueryGroup], routable: Callable[[str | None], bool], z: float, threshold: float, limit: int
+) -> tuple[QueryEntry, ...]:
+    """The query match's table: groups whose dominant function the small model may answer and
+    whose share bound (all their records, at ``z``) reaches ``threshold``; the ``limit`` with the
+    most records when more qualify."""
+    out: list[QueryEntry] = []
+    if not math.isfinite(threshold):
+        return ()
+    for g in groups:
+        n = sum(g.function_counts.values())
+        if n < 2:
+            continue
+        d = _dominant(g.function_counts)
+        k = g.function_counts[d]
+        bound = wilson_lower_bound(k, n, z) if z > 0 else k / n
+        if routable(d) and bound >= threshold:
+            out.append(QueryEntry(g.scope, g.norm, d, round(bound, 9), n, k))
+    out.sort(key=lambda q: (-q.size, q.scope, q.norm))
+    return tuple(sorted(out[:limit], key=lambda q: (q.scope, q.norm)))

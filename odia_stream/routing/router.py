@@ -1,8 +1,10 @@
 """The router: decide, in milliseconds, whether the small model may answer a request.
 
-Per request: safety pre-checks (tools, app, tool set); the query templated with the snapshot's
-entity dictionaries and embedded once; stage 1, the nearest cluster of the request's scope
-(close enough and simple: the small model; close enough and complex: the large one), then the
+Per request: safety pre-checks (tools, app, tool set); a query the learner knows, answered
+consistently with one function, goes to it without embedding (the query match); otherwise the
+query is templated with the snapshot's entity dictionaries and embedded once; stage 1, the
+nearest cluster of the request's scope (close enough and simple: the small model; close enough
+and complex: the large one), then the
 query's NER template; stage 2, the classifier on the embedding and context features; finally the
 safety rules on the predicted function and the cluster's error budget. A request routed small may
 then be answered by the template tier (:meth:`Router.template_answer`,
@@ -29,7 +31,13 @@ from odia_stream.routing.error_budget import ErrorBudget
 from odia_stream.routing.features import context_features
 from odia_stream.routing.lookup import ClusterLookup, IndexClusterLookup, MatrixClusterLookup, fill_index
 from odia_stream.routing.safety import SafetyRules
-from odia_stream.routing.snapshot import RouterSnapshot, TemplateEntry, find_snapshot, load_snapshot
+from odia_stream.routing.snapshot import (
+    QueryEntry,
+    RouterSnapshot,
+    TemplateEntry,
+    find_snapshot,
+    load_snapshot,
+)
 from odia_stream.routing.template_tier import TemplateAnswer, TemplateTier
 from odia_stream.settings import OdiaSettings, RouterSettings
 from odia_stream.store import EmbedderMismatchError, EmbedderSpec, open_cluster_index
@@ -87,10 +95,17 @@ class Router:
         for p in snapshot.programs:
             agreed, support = p.prior
             self.budget.seed(p.key, successes=float(agreed), total=float(support))
+        # A known query's budget starts from the query match's calibration (all known queries pooled,
+        # as a pooled program starts from its family): its own few records would not admit it.
+        self._queries: dict[tuple[str, str], QueryEntry] = {(q.scope, q.norm): q for q in snapshot.queries}
+        known = snapshot.thresholds["query"]
+        for q in snapshot.queries:
+            self.budget.seed(q.key, successes=known.correct, total=known.routed)
         self.templates = TemplateTier(
             snapshot.programs, dict(snapshot.dictionaries), never_small=settings.never_small, allows=self.budget.allows
         )
         th = snapshot.thresholds
+        self.query_threshold = th["query"].value
         self.match_threshold = th["match"].value
         self.template_threshold = th["template"].value
         self.classifier_threshold = th["classifier"].value
@@ -117,6 +132,28 @@ class Router:
             return self._large(Reason.NO_QUERY, "safety", t0, 0.0)
         reason = self.safety.precheck(request)
         return self._large(reason, "safety", t0, 0.0) if reason is not None else None
+
+    def _known(self, request: ServeRequest, prep: PreparedQuery, t0: float) -> Decision | None:
+        """The query match: a known query answered with one function (no embedding needed)."""
+        if not self._queries:
+            return None
+        entry = self._queries.get((prep.scope, normalize_query(request.query)))
+        # Snapshots keep bounds and thresholds to 9 decimals: an entry at its threshold stays known.
+        if entry is None or entry.lower_bound < self.query_threshold - 1e-9:
+            return None
+        return self._finish(request, _Candidate(entry.function, entry.lower_bound, "query", Reason.QUERY_MATCH,
+                                                entry.key), t0, 0.0)
+
+    def _finish(self, request: ServeRequest, candidate: _Candidate, t0: float, embed_ms: float) -> Decision:
+        """The safety rules and the error budget on a stage's candidate."""
+        veto = self.safety.check(candidate.function, request)
+        if veto is not None:
+            return self._large(veto, "safety", t0, embed_ms, candidate.function, candidate.score, candidate.key)
+        if candidate.key is not None and not self.budget.allows(candidate.key):
+            return self._large(Reason.ERROR_BUDGET, candidate.stage, t0, embed_ms, candidate.function, candidate.score,
+                               candidate.key)
+        return Decision("small", candidate.reason, candidate.function, candidate.score, candidate.stage, candidate.key,
+                        embed_ms, (time.perf_counter() - t0) * 1000.0, self.version)
 
     def _route(self, request: ServeRequest, prep: PreparedQuery, vector: np.ndarray, t0: float, embed_ms: float) -> Decision:
         table = self.snapshot.clusters
@@ -151,14 +188,7 @@ class Router:
             if hit is not None and table.labels[hit.row] == "simple" and table.functions[hit.row] == cls:
                 key = table.key(hit.row)
             candidate = _Candidate(cls, p, "classifier", Reason.CLASSIFIER, key)
-        veto = self.safety.check(candidate.function, request)
-        if veto is not None:
-            return self._large(veto, "safety", t0, embed_ms, candidate.function, candidate.score, candidate.key)
-        if candidate.key is not None and not self.budget.allows(candidate.key):
-            return self._large(Reason.ERROR_BUDGET, candidate.stage, t0, embed_ms, candidate.function, candidate.score,
-                               candidate.key)
-        return Decision("small", candidate.reason, candidate.function, candidate.score, candidate.stage, candidate.key,
-                        embed_ms, (time.perf_counter() - t0) * 1000.0, self.version)
+        return self._finish(request, candidate, t0, embed_ms)
 
     def decide(self, request: ServeRequest) -> Decision:
         """Route one request (embedding included in ``decide_ms``)."""
@@ -167,6 +197,9 @@ class Router:
         if early is not None:
             return early
         prep = self.prepare(request)
+        known = self._known(request, prep, t0)
+        if known is not None:
+            return known
         e0 = time.perf_counter()
         vector = self.embedder.embed([prep.text])[0]
         embed_ms = (time.perf_counter() - e0) * 1000.0
@@ -176,9 +209,14 @@ class Router:
         """Route several requests with one embedding batch (each decision reports its share of it)."""
         t0 = time.perf_counter()
         out: list[Decision | None] = [self._precheck(r, t0) for r in requests]
+        prepared: dict[int, PreparedQuery] = {}
+        for i, d in enumerate(out):
+            if d is None:
+                prepared[i] = self.prepare(requests[i])
+                out[i] = self._known(requests[i], prepared[i], t0)
         todo = [i for i, d in enumerate(out) if d is None]
         if todo:
-            preps = [self.prepare(requests[i]) for i in todo]
+            preps = [prepared[i] for i in todo]
             e0 = time.perf_counter()
             vectors = self.embedder.embed([p.text for p in preps])
             embed_ms = (time.perf_counter() - e0) * 1000.0 / len(todo)

@@ -1,8 +1,9 @@
 """Router snapshots: versioned, immutable artefacts the serving process loads.
 
 A snapshot holds everything a router needs, written from the learner's state: the clusters
-(representative vectors, scope, label, dominant function, support), the simple NER templates,
-the templates' valid argument programs (the template tier), the tool catalog, the stage-2 classifier, the calibrated thresholds, the entity dictionaries the
+(representative vectors, scope, label, dominant function, support), the known queries answered
+with one function, the simple NER templates, the templates' valid argument programs (the template
+tier), the tool catalog, the stage-2 classifier, the calibrated thresholds, the entity dictionaries the
 learner templated with, the embedder id, the learner state version (the cluster-store snapshot)
 and the adapter version it was calibrated for.
 
@@ -36,7 +37,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from odia_stream.keys import cluster_key, program_key, template_cluster_key
+from odia_stream.keys import cluster_key, program_key, query_key, template_cluster_key
 from odia_stream.routing.calibration import Threshold
 from odia_stream.routing.classifier import LinearRouteModel
 from odia_stream.routing.safety import ToolCatalog
@@ -46,7 +47,7 @@ FORMAT = "odia-router-snapshot"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 #: Stage names of the calibrated thresholds.
-STAGES = ("match", "template", "classifier")
+STAGES = ("query", "match", "template", "classifier")
 
 
 class SnapshotError(RuntimeError):
@@ -133,6 +134,26 @@ class ProgramEntry(TemplateFunction):
         return (self.family_agreement, self.family_support) if self.pooled else (self.agreement, self.support)
 
 
+@dataclass(frozen=True)
+class QueryEntry:
+    """A known query (a query group of the learner) that the large model answered with one
+    function, consistently enough to pass the query-match threshold."""
+
+    scope: str
+    #: The normalised query (:func:`~odia_stream.normalize.normalize_query`).
+    norm: str
+    function: str
+    #: Wilson lower bound of the share of its records calling ``function``: its score.
+    lower_bound: float
+    size: int
+    dominant: int
+
+    @property
+    def key(self) -> str:
+        """``q<hex>``: the key of its error budget."""
+        return query_key(self.scope, self.norm)
+
+
 @dataclass(frozen=True, eq=False)
 class RouterSnapshot:
     """Everything a :class:`~odia_stream.routing.Router` is built from (see the module doc)."""
@@ -153,6 +174,8 @@ class RouterSnapshot:
     dictionaries: Mapping[str, EntityDictionary]
     #: Valid argument programs of the template tier.
     programs: tuple[ProgramEntry, ...] = ()
+    #: Known queries answered with one function (the query match).
+    queries: tuple[QueryEntry, ...] = ()
     #: The functions the paired adapter is trusted with (its per-function held-out accuracy reached
     #: ``trainer.function_accuracy_target``); the small model is sent no other. ``None``: any.
     model_functions: tuple[str, ...] | None = None
@@ -240,6 +263,11 @@ def _content(s: RouterSnapshot, apps: list[str]) -> dict[str, Any]:
              "lower_bound": round(p.lower_bound, 9), "pooled": p.pooled, "family_support": p.family_support,
              "family_agreement": p.family_agreement}
             for p in s.programs
+        ],
+        "queries": [
+            {"scope": q.scope, "norm": q.norm, "function": q.function, "lower_bound": round(q.lower_bound, 9),
+             "size": q.size, "dominant": q.dominant}
+            for q in s.queries
         ],
         "catalog": s.catalog.to_json(),
         "classifier": None if s.classifier is None else {
@@ -367,7 +395,9 @@ def load_snapshot(path: Path) -> RouterSnapshot:
         target_precision=float(c["target_precision"]), clusters=table,
         templates=tuple(TemplateEntry(**t) for t in c["templates"]), catalog=ToolCatalog.from_json(c["catalog"]),
         classifier=classifier, classifier_kind=c["classifier"]["kind"] if c["classifier"] else None,
-        thresholds={k: _threshold_from(v) for k, v in c["thresholds"].items()}, dictionaries=dictionaries,
+        # Snapshots written before the query match have no threshold for it: it never routes.
+        thresholds={"query": Threshold.disabled()} | {k: _threshold_from(v) for k, v in c["thresholds"].items()},
+        dictionaries=dictionaries,
         programs=tuple(
             ProgramEntry(p["app"], p["scope"], p["template"], p["function"], tuple(sorted(p["sources"].items())),
                          int(p["support"]), int(p["agreement"]), float(p["lower_bound"]),
@@ -376,6 +406,7 @@ def load_snapshot(path: Path) -> RouterSnapshot:
                          int(p.get("family_agreement", 0)))
             for p in c.get("programs", [])  # snapshots written before the template tier have none
         ),
+        queries=tuple(QueryEntry(**q) for q in c.get("queries", [])),  # none before the query match
         # Snapshots written before per-function trust have none: the model is sent any function.
         model_functions=tuple(c["model_functions"]) if c.get("model_functions") is not None else None,
         report=manifest.get("report", {}), version=info.version, created_at=info.created_at,

@@ -87,3 +87,35 @@ def test_templates_are_scored_without_the_held_out_group(shop: Built) -> None:
         assert (h.function, h.score) == (d.dominant_function, d.share_lower_bound)
         checked += 1
     assert checked > 20
+
+
+def _group(gid: int, calls: dict[str, int], norm: str = "") -> QueryGroup:
+    from odia_stream.clustering.records import QueryGroup
+
+    return QueryGroup(gid, "s", "app", norm or f"q{gid}", norm or f"q{gid}", gid, np.zeros(2), sum(calls.values()),
+                      Counter(calls))
+
+
+def test_known_queries_are_calibrated_by_predicting_each_record_from_the_others() -> None:
+    from odia_stream.routing.calibration import choose_threshold
+
+    groups = [
+        _group(1, {"play": 5}),  # consistent: every record predicted right
+        _group(2, {"play": 1}),  # seen once: nothing to predict it from
+        _group(3, {"play": 1, "stop": 1}),  # a tie: each record predicted as the other's function
+        _group(4, {"pay": 3}),  # a function the small model may not answer
+        _group(5, {"play": 9, "stop": 1}),
+    ]
+    scores, correct, total = holdout.leave_one_record_out(groups, lambda f: f != "pay", z=1.645)
+    assert total.sum() == sum(g.count for g in groups) and len(scores) == 7  # one item per group and function
+    assert np.isinf(scores[[1, 4]]).all() and np.isfinite(scores[[0, 2, 3, 5, 6]]).all()  # seen once; "pay"
+    assert correct.tolist() == [5.0, 0.0, 0.0, 0.0, 0.0, 9.0, 0.0]
+    # the consistent group's records score as four agreeing records; the lone "stop" as nine "play"s
+    assert scores[0] == pytest.approx(holdout.wilson_lower_bound(4, 4, 1.645))
+    assert scores[-1] == pytest.approx(holdout.wilson_lower_bound(9, 9, 1.645))
+
+    t = choose_threshold(scores, correct, total, target=0.5, z=0.0)
+    known = holdout.known_queries(groups, lambda f: f != "pay", 1.645, t.value, limit=10)
+    assert [(q.norm, q.function, q.size, q.dominant) for q in known] == [("q1", "play", 5, 5), ("q5", "play", 10, 9)]
+    assert [q.norm for q in holdout.known_queries(groups, lambda f: True, 1.645, t.value, limit=1)] == ["q5"]
+    assert holdout.known_queries(groups, lambda f: True, 1.645, math.inf, limit=10) == ()

@@ -12,6 +12,7 @@ from odia_stream.embedding import Embedder
 from odia_stream.keys import parse_cluster_key
 from odia_stream.routing import Decision, Reason, Router, Threshold, open_router, publish_router
 from odia_stream.routing.calibration import Threshold as _T
+from odia_stream.settings import OdiaSettings
 from schemas import ChatMessage, FCLogEvent, FunctionCall, ServeRequest, ToolCall
 from shop_app import APP, TOOLS, feed, shop_events, tool
 
@@ -27,8 +28,9 @@ def ask(router: Router, query: str, *, tools: list = TOOLS, app: str = APP, hist
 
 @pytest.fixture()
 def router(shop: Built, embedder: Embedder) -> Router:
-    """A fresh router (its own error budget) on the shop snapshot."""
-    return Router(shop.snapshot, embedder, shop.settings.router)
+    """A fresh router (its own error budget) on the shop snapshot, the query match off: the tests
+    that use it ask queries the learner has seen, to exercise the stages after it."""
+    return _without(shop, embedder, "query")
 
 
 def _without(built: Built, embedder: Embedder, *stages: str) -> Router:
@@ -49,8 +51,31 @@ def test_a_close_complex_cluster_goes_large(router: Router) -> None:
     assert (d.route, d.reason, d.stage) == ("large", Reason.COMPLEX_CLUSTER, "match")
 
 
+def test_a_known_query_goes_to_its_function_without_embedding(shop: Built, embedder: Embedder) -> None:
+    r = Router(shop.snapshot, embedder, shop.settings.router)
+    t = shop.snapshot.thresholds["query"]
+    assert t.enabled and t.lower_bound >= shop.snapshot.target_precision and shop.snapshot.queries
+    known = {(q.scope, q.norm): q for q in shop.snapshot.queries}
+    seen = next(g for g in shop.learner.groups.values() if (g.scope, g.norm) in known and g.query.startswith("pay "))
+    d = ask(r, seen.query)
+    entry = known[(seen.scope, seen.norm)]
+    assert (d.route, d.reason, d.function, d.stage) == ("small", Reason.QUERY_MATCH, "pay", "query")
+    assert d.embed_ms == 0 and d.cluster_id == entry.key and d.score == entry.lower_bound >= r.query_threshold
+    # Spaces and case are normalised, as the learner keys its groups; an unseen query goes on to stage 1.
+    assert ask(r, "  " + seen.query.upper() + " ").reason == Reason.QUERY_MATCH
+    assert ask(r, "pay 21 dollars to Bob").stage != "query"
+    # Vague requests the large model answered with three functions are not known queries.
+    assert ask(r, "help me with this").reason == Reason.COMPLEX_CLUSTER
+    # Safety rules and the query's own error budget still apply.
+    strict = Router(shop.snapshot, embedder, shop.settings.router.model_copy(update={"never_small": ["pay"]}))
+    assert ask(strict, seen.query).reason == Reason.NEVER_SMALL
+    for _ in range(60):
+        r.record_agreement(entry.key, agreed=False)
+    assert (ask(r, seen.query).reason, ask(r, seen.query).stage) == (Reason.ERROR_BUDGET, "query")
+
+
 def test_the_template_stage_answers_when_stage_one_does_not(shop: Built, embedder: Embedder) -> None:
-    r = _without(shop, embedder, "match")
+    r = _without(shop, embedder, "query", "match")
     r.template_threshold = 0.5  # the shop snapshot calibrates no template threshold: stage 1 takes all
     d = ask(r, "play Red Bean by Bruno Mars")
     assert (d.route, d.reason, d.function, d.stage) == ("small", Reason.TEMPLATE_MATCH, "play_music", "template")
@@ -58,7 +83,7 @@ def test_the_template_stage_answers_when_stage_one_does_not(shop: Built, embedde
 
 
 def test_the_classifier_answers_unseen_phrasings(shop: Built, embedder: Embedder) -> None:
-    r = _without(shop, embedder, "match", "template")
+    r = _without(shop, embedder, "query", "match", "template")
     assert math.isfinite(r.classifier_threshold)
     d = ask(r, "could you play Grenade by Faye Wong")
     assert (d.route, d.function, d.stage) == ("small", "play_music", "classifier")
@@ -171,8 +196,6 @@ def test_requests_are_keyed_exactly_like_the_learners_records(shop: Built, route
 def test_a_few_shot_function_teaches_the_classifier_only_when_it_learns_every_known_function(
     tmp_path: Path, embedder: Embedder
 ) -> None:
-    from conftest import learner_settings
-
     from odia_stream.clustering.factory import open_learner
     from odia_stream.routing import COMPLEX, build_snapshot
 
@@ -185,8 +208,9 @@ def test_a_few_shot_function_teaches_the_classifier_only_when_it_learns_every_kn
              "set my alarm to {t}", "i need an alarm at {t}", "set a wake-up alarm for {t}", "alarm for {t} tomorrow"],
             ["6 am", "7 am", "5:30", "8 am", "6:45", "9 am", "7:15", "10 am"], strict=True))
     ]
-    s = learner_settings(tmp_path, target_precision=0.95)
-    s = s.model_copy(update={"clustering": s.clustering.model_copy(update={"scope": "context"})})
+    s = OdiaSettings(state_dir=tmp_path)
+    s = s.model_copy(update={"clustering": s.clustering.model_copy(update={"scope": "context"}),
+                             "router": s.router.model_copy(update={"target_precision": 0.95})})
     learner = open_learner(s, embedder=embedder)
     try:
         feed(learner, shop_events() + alarms)

@@ -53,6 +53,25 @@ def test_a_written_snapshot_loads_back_and_routes_the_same(shop: Built, embedder
     b = Router(loaded, embedder, shop.settings.router).decide_many(requests)
     assert [(d.route, d.reason, d.function, d.cluster_id) for d in a] == [(d.route, d.reason, d.function, d.cluster_id) for d in b]
     assert all(d.router_version == info.version for d in b)
+    assert loaded.queries == shop.snapshot.queries and any(d.stage == "query" for d in b)
+    assert loaded.thresholds["query"].value == pytest.approx(shop.snapshot.thresholds["query"].value, abs=1e-9)
+
+
+def test_a_snapshot_written_before_the_query_match_loads_without_it(shop: Built, embedder: Embedder, tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    info = write_snapshot(shop.snapshot, tmp_path)
+    content = json.loads((info.path / "content.json").read_text(encoding="utf-8"))
+    del content["queries"], content["thresholds"]["query"]
+    (info.path / "content.json").write_text(json.dumps(content), encoding="utf-8")
+    manifest = json.loads((info.path / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["content.json"] = hashlib.sha256((info.path / "content.json").read_bytes()).hexdigest()
+    (info.path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    older = load_snapshot(info.path)
+    assert older.queries == () and not older.thresholds["query"].enabled
+    d = Router(older, embedder, shop.settings.router).decide(request_of(shop_events()[0]))
+    assert d.stage != "query"
 
 
 def test_the_version_names_the_adapter_and_serving_finds_matching_pairs(shop: Built, embedder: Embedder) -> None:

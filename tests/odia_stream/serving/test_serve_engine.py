@@ -19,7 +19,7 @@ from odia_stream.serving import (
 from schemas import FCLogEvent, FunctionCall, ServeRequest
 from tests.serving.support import RouterFixture, large_routed, replay_large
 
-SMALL_REASONS = {"cluster_match", "template_match", "classifier"}
+SMALL_REASONS = {"query_match", "cluster_match", "template_match", "classifier"}
 
 
 def _request(ev: FCLogEvent, **changes: object) -> ServeRequest:
