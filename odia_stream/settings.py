@@ -541,10 +541,11 @@ class RouterSettings(BaseModel):
     classifier: Literal["river", "sklearn"] = "sklearn"
     #: Query groups of undecided clusters: left out of classifier training (``skip``) or taught as ``complex``.
     undecided: Literal["skip", "complex"] = "skip"
-    #: What the classifier learns from: ``simple`` (groups of simple clusters learn their cluster's
-    #: function) or ``all`` (every group whose function is known learns its own function, so few-shot
-    #: functions and undecided clusters teach it; groups of complex clusters still learn ``complex``).
-    classifier_learns: Literal["simple", "all"] = "simple"
+    #: What the classifier learns from: ``all`` (every group whose function is known learns its own
+    #: function, so few-shot functions and undecided clusters teach it; groups of complex clusters still
+    #: learn ``complex``) or ``simple`` (only groups of simple clusters, their cluster's function).
+    #: Measured over 10 splits per dataset in docs/router.md, "Stage 2".
+    classifier_learns: Literal["simple", "all"] = "all"
     river_learning_rate: float = Field(default=0.01, gt=0)
     river_l2: float = Field(default=0.0, ge=0)
     #: Inverse L2 strength of the sklearn logistic regression.

@@ -3,8 +3,9 @@
 The promise: what the router sends small has the right function at least ``target_precision``
 of the time. One split can be lucky, so each dataset is split ``seeds`` times (by query group,
 the seed changing), a learner learns the training part and a router is built from it with each
-calibration method asked for (``grouped``: evidence by query group, the default; ``records``:
-the earlier per-record bound); the held-out part is routed. Reported per dataset and method:
+method asked for (``records``: the per-record bound, the default; ``grouped``: evidence by query
+group; either with ``+simple`` or ``+all``, what the classifier learns from); the held-out part is
+routed. Reported per dataset and method:
 delivered precision and coverage per split, their distribution (mean, standard deviation, min,
 max) and the share of splits whose delivered precision reaches the target; beside them, measured
 on the same splits, a **nearest-centroid baseline**: route to the nearest cluster's dominant
@@ -45,8 +46,8 @@ from schemas import FCLogEvent
 __all__ = ["PromiseOptions", "method_settings", "nearest_centroid", "run_router_promise"]
 
 METHODS = ("grouped", "records")
-#: What the classifier learns from (``router.classifier_learns``); a method named ``records+all``
-#: calibrates with ``records`` and teaches the classifier every group's function.
+#: What the classifier learns from (``router.classifier_learns``); a method named ``records+simple``
+#: calibrates with ``records`` and teaches the classifier only simple clusters' groups.
 LEARNS = ("simple", "all")
 
 

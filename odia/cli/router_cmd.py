@@ -29,8 +29,8 @@ def bench_router(
     train_fraction: Annotated[float, typer.Option(
         help="With --seeds: keep this share of the training groups (few-shot regime).", min=0.01, max=1.0)] = 1.0,
     method: Annotated[list[str] | None, typer.Option(
-        help="With --seeds: methods to compare: a calibration (grouped, records), optionally +all (the "
-             "classifier learns every group's function) or +simple; default grouped and records.")] = None,
+        help="With --seeds: methods to compare: a calibration (grouped, records), optionally +simple (the "
+             "classifier learns only simple clusters' groups) or +all; default grouped and records.")] = None,
 ) -> None:
     """Precision, coverage, share routed small and decision latency (p50/p99, with and without
     embedding) of the router on held-out splits; JSON, tables and a threshold plot. With --seeds,

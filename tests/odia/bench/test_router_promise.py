@@ -19,8 +19,8 @@ from schemas import FCLogEvent
 
 def test_a_method_names_the_calibration_and_what_the_classifier_learns() -> None:
     settings = OdiaSettings()
-    both = method_settings(settings, "grouped+all").router
-    assert (both.calibration, both.classifier_learns) == ("grouped", "all")
+    both = method_settings(settings, "grouped+simple").router
+    assert (both.calibration, both.classifier_learns) == ("grouped", "simple")
     plain = method_settings(settings, "records").router
     assert (plain.calibration, plain.classifier_learns) == ("records", settings.router.classifier_learns)
     for bad in ("nearest", "records+most", "records+"):
@@ -59,7 +59,7 @@ def test_repeated_splits_report_the_promise_per_method_beside_the_baseline(
     run = zipf["datasets"][0]["runs"][0]
     assert run["train"] + run["test"] == 400 and zipf["variant"] == " zipf 400"
     few = run_router_promise(settings, [sample], tmp_path / "few",
-                             PromiseOptions(seeds=1, train_fraction=0.2, methods=("grouped", "records+all")),
+                             PromiseOptions(seeds=1, train_fraction=0.2, methods=("grouped", "records+simple")),
                              embedder, console)
     assert few["datasets"][0]["runs"][0]["train"] < 0.3 * 300
-    assert few["datasets"][0]["methods"].keys() == {"grouped", "records+all", "baseline"}
+    assert few["datasets"][0]["methods"].keys() == {"grouped", "records+simple", "baseline"}
