@@ -1,9 +1,10 @@
 """The router: decide, in milliseconds, whether the small model may answer a request.
 
-Stage 1 matches the request against simple clusters (and NER templates) of its scope, stage 2
+Stage 0 answers a query the learner knows (its records called one function consistently),
+stage 1 matches the request against simple clusters (and NER templates) of its scope, stage 2
 is a classifier on the query embedding and context features; thresholds are calibrated on
 held-out records to a target precision, safety rules and per-cluster error budgets override
-both. A router runs from a versioned :class:`RouterSnapshot` built from the learner's state::
+them all. A router runs from a versioned :class:`RouterSnapshot` built from the learner's state::
 
     info = publish_router(learner, settings, adapter_version="a1")   # where the learner runs
     router = open_router(settings, version=info.version)                # in the serving process
@@ -33,6 +34,7 @@ from odia_stream.routing.router import PreparedQuery, Router, index_lookup, open
 from odia_stream.routing.safety import SafetyRules, ToolCatalog, schema_fingerprint
 from odia_stream.routing.snapshot import (
     ProgramEntry,
+    QueryEntry,
     RouterSnapshot,
     SnapshotError,
     SnapshotInfo,
@@ -60,6 +62,7 @@ __all__ = [
     "MatrixClusterLookup",
     "PreparedQuery",
     "ProgramEntry",
+    "QueryEntry",
     "Reason",
     "Route",
     "Router",

@@ -8,10 +8,11 @@
    ``router.match_error_share`` of the allowed error rate: that estimate runs optimistic).
 3. Templates: simple template clusters (two queries or more), calibrated the same way on the
    groups stage 1 leaves undecided.
-4. Stage 2: the classifier learns "function F" for groups of simple clusters whose own calls agree
-   with it and "complex" for the others (undecided clusters: per ``router.undecided``), or, with
-   ``router.classifier_learns = all``, every group's own function; its out-of-sample scores on the
-   groups both earlier stages leave undecided choose its threshold.
+4. Stage 2: the classifier learns every group's own function ("complex" for complex clusters;
+   ``router.classifier_learns = all``, the default) or, with ``simple``, "function F" for groups of
+   simple clusters whose own calls agree with it and "complex" for the others (undecided clusters:
+   per ``router.undecided``); its out-of-sample scores on the groups both earlier stages leave
+   undecided choose its threshold.
 5. The template tier: templates' argument programs valid at the target precision
    (:func:`live_programs`); serving answers from them when the router routes small with their
    function.

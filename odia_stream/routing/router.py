@@ -4,9 +4,9 @@ Per request: safety pre-checks (tools, app, tool set); a query the learner knows
 consistently with one function, goes to it without embedding (the query match); otherwise the
 query is templated with the snapshot's entity dictionaries and embedded once; stage 1, the
 nearest cluster of the request's scope (close enough and simple: the small model; close enough
-and complex: the large one), then the
-query's NER template; stage 2, the classifier on the embedding and context features; finally the
-safety rules on the predicted function and the cluster's error budget. A request routed small may
+and complex: the large one), then the query's NER template; stage 2, the classifier on the
+embedding and context features; finally the safety rules on the predicted function and the
+cluster's (or known query's) error budget. A request routed small may
 then be answered by the template tier (:meth:`Router.template_answer`,
 :mod:`~odia_stream.routing.template_tier`).
 """
