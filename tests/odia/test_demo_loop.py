@@ -61,9 +61,13 @@ def test_reduced_demo_produces_a_sane_report(settings: OdiaSettings, tmp_path: P
     assert report["requests"] == 40 and report["answered"] == 40 and report["unanswered"] == 0
     warm = report["warmup"]  # answered first, kept out of the figures
     assert warm["requests"] == 20 and warm["served_small"] + warm["served_template"] + warm["served_large"] <= 20
-    # Read from serving's metrics endpoint, which asks for the (planted) token: every function is
-    # trusted here (function_trust 0), so no probe runs.
-    assert report["trust_probes"] is not None and sum(report["trust_probes"].values()) == 0
+    # Read from serving's metrics endpoint, which asks for the (planted) token. Every function the
+    # adapter was evaluated on is trusted here (function_trust 0); the router may still send small a
+    # function the adapter has no held-out records of (a known query, the classifier), which serving
+    # probes.
+    probes = report["trust_probes"]
+    assert probes is not None and set(probes) <= {"agree", "disagree", "skipped", "error"}
+    assert all(n >= 0 for n in probes.values())
     assert report["errors"] == 0
     assert report["adapter_version"] is not None and report["router_version"] is not None
     assert 0 < report["coverage"] <= 1
