@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from odia_stream.stats import dominant as dominant_of
 from odia_stream.stats import wilson_lower_bound
 from schemas import ClusterLabel
 
@@ -55,7 +56,10 @@ class WilsonLabeler:
         total = sum(function_counts.values())
         if total == 0:
             return LabelDecision("undecided", None, 0.0, 0.0, 0)
-        dominant, top = max(sorted(function_counts.items()), key=lambda kv: kv[1])
+        dominant = dominant_of(function_counts)
+        if dominant is None:
+            return LabelDecision("undecided", None, 0.0, 0.0, total)
+        top = function_counts[dominant]
         share = top / total
         bound = wilson_lower_bound(top, total, self.z)
         if total < self.min_support:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
-__all__ = ["wilson_lower_bound", "wilson_upper_bound"]
+__all__ = ["dominant", "wilson_lower_bound", "wilson_upper_bound"]
 
 
 def wilson_lower_bound(successes: int, total: int, z: float = 1.96) -> float:
@@ -35,3 +36,12 @@ def wilson_upper_bound(successes: int, total: int, z: float = 1.96) -> float:
     if total <= 0:
         return 1.0
     return 1.0 - wilson_lower_bound(total - successes, total, z)
+
+
+def dominant(counts: Mapping[str, int]) -> str | None:
+    """The key counted most (ties: the alphabetically first); ``None`` when nothing is counted.
+
+    >>> dominant({"stop": 2, "play": 2, "next": 1}), dominant({"play": 0})
+    ('play', None)
+    """
+    return min((k for k, n in counts.items() if n > 0), key=lambda k: (-counts[k], k), default=None)

@@ -9,7 +9,9 @@ routed. Reported per dataset and method:
 delivered precision and coverage per split, their distribution (mean, standard deviation, min,
 max) and the share of splits whose delivered precision reaches the target; beside them, measured
 on the same splits, a **nearest-centroid baseline**: route to the nearest cluster's dominant
-function when that cluster's dominant share is at least ``baseline_share`` (0.9).
+function when that cluster's dominant share is at least ``baseline_share`` (0.9); and the same
+baseline at the promised precision (``baseline@target``: the share cut with the most coverage
+whose delivered precision reaches the target, chosen on the held-out answers themselves).
 
 Variants: ``zipf`` resamples each dataset to that many records with Zipf popularity (popular
 queries recur) and splits *by record*, so popular queries fall on both sides, as in production;
@@ -43,12 +45,14 @@ from odia_stream.routing.lookup import MatrixClusterLookup
 from odia_stream.settings import OdiaSettings
 from schemas import FCLogEvent
 
-__all__ = ["PromiseOptions", "method_settings", "nearest_centroid", "run_router_promise"]
+__all__ = ["PromiseOptions", "best_cut", "method_settings", "nearest_centroid", "run_router_promise"]
 
 METHODS = ("grouped", "records")
 #: What the classifier learns from (``router.classifier_learns``); a method named ``records+simple``
 #: calibrates with ``records`` and teaches the classifier only simple clusters' groups.
 LEARNS = ("simple", "all")
+#: The nearest-centroid baselines (:func:`nearest_centroid`).
+BASELINES = ("baseline", "baseline@target")
 
 
 def method_settings(settings: OdiaSettings, name: str) -> OdiaSettings:
@@ -100,24 +104,59 @@ def _rates(right: int, routed: int, with_call: int) -> dict[str, float | None]:
             "routed": routed}
 
 
-def nearest_centroid(router: Router, embedder: Embedder, test: Sequence[FCLogEvent], share: float) -> dict[str, Any]:
-    """The baseline: each held-out request goes small to its nearest cluster's dominant function
-    (same scope) when that cluster's dominant share is at least ``share``; precision and coverage."""
+def nearest_centroid(
+    router: Router, embedder: Embedder, test: Sequence[FCLogEvent], share: float, target: float
+) -> dict[str, dict[str, Any]]:
+    """The baselines: each held-out request goes small to its nearest cluster's dominant function
+    (same scope) when that cluster's dominant share is at least a cut; precision and coverage.
+
+    ``baseline``: the cut is ``share``. ``baseline@target``: the cut with the most coverage whose
+    delivered precision on *these* requests reaches ``target``: chosen with the held-out answers
+    in hand, so no method calibrated without them can do better at that cut; it says what nearest-
+    centroid routing reaches at the promised precision (``cut`` is ``None`` when no cut does)."""
     table = router.snapshot.clusters
     lookup = MatrixClusterLookup(table.vectors, table.scopes)
     prepared = [router.prepare(request_of(e)) for e in test]
     vectors = embedder.embed([p.text for p in prepared]) if prepared else np.zeros((0, table.vectors.shape[1]))
-    routed = right = 0
+    candidates: list[tuple[float, bool]] = []  # (the nearest cluster's dominant share, right)
     for ev, prep, vec in zip(test, prepared, vectors, strict=True):
         hit = lookup.nearest(np.asarray(vec, dtype=np.float32), prep.scope)
         if hit is None:
             continue
         function, size = table.functions[hit.row], int(table.sizes[hit.row])
-        if function is None or function == NO_CALL or size == 0 or table.dominant[hit.row] / size < share:
+        if function is None or function == NO_CALL or size == 0:
             continue
-        routed += 1
-        right += function == recorded_function(ev)
-    return _rates(right, routed, sum(e.call is not None for e in test))
+        candidates.append((float(table.dominant[hit.row]) / size, function == recorded_function(ev)))
+    with_call = sum(e.call is not None for e in test)
+    fixed = [right for s, right in candidates if s >= share]
+    best = best_cut(candidates, target)
+    return {"baseline": _rates(sum(fixed), len(fixed), with_call) | {"cut": share},
+            "baseline@target": _rates(best[0], best[1], with_call) | {"cut": best[2]}}
+
+
+def best_cut(candidates: Sequence[tuple[float, bool]], target: float) -> tuple[int, int, float | None]:
+    """``(right, routed, cut)`` of the cut on the score that routes the most right answers while
+    the routed ones are right at least ``target`` of the time (``(0, 0, None)`` when no cut is).
+
+    >>> best_cut([(1.0, True), (0.95, True), (0.95, False), (0.9, True)], 0.7)
+    (3, 4, 0.9)
+    >>> best_cut([(1.0, True), (0.95, True), (0.95, False), (0.9, True)], 0.9)
+    (1, 1, 1.0)
+    >>> best_cut([(1.0, False)], 0.5)
+    (0, 0, None)
+    """
+    best: tuple[int, int, float | None] = (0, 0, None)
+    routed = right = 0
+    ranked = sorted(candidates, key=lambda c: -c[0])
+    for i, (score, ok) in enumerate(ranked):
+        routed, right = routed + 1, right + ok
+        if (i + 1 == len(ranked) or ranked[i + 1][0] < score) and right >= target * routed and right > best[0]:
+            best = (right, routed, score)
+    return best
+
+
+def _row(run: dict[str, Any], name: str) -> dict[str, Any]:
+    return run["baselines"][name] if name in BASELINES else run["methods"][name]
 
 
 def _summary(values: Sequence[float | None]) -> dict[str, float | None]:
@@ -157,18 +196,18 @@ def promise_dataset(
                     "by_stage": ev.by_stage,
                 }
             assert router is not None
-            run["baseline"] = nearest_centroid(router, embedder, test, options.baseline_share)
+            run["baselines"] = nearest_centroid(router, embedder, test, options.baseline_share, target)
         finally:
             learner.close()
         run["seconds"] = time.perf_counter() - t0
         runs.append(run)
         shown = ", ".join(f"{m} {fmt(r['precision'], 4)} / {fmt(r['coverage'])}" for m, r in run["methods"].items())
-        console.print(f"{path.name} split {seed}: precision / coverage {shown}; baseline "
-                      f"{fmt(run['baseline']['precision'], 4)} / {fmt(run['baseline']['coverage'])}")
+        shown += "".join(f"; {b} {fmt(r['precision'], 4)} / {fmt(r['coverage'])}" for b, r in run["baselines"].items())
+        console.print(f"{path.name} split {seed}: precision / coverage {shown}")
     out: dict[str, Any] = {"dataset": str(path), "scope": scope, "events": len(events), "target_precision": target,
                            "runs": runs, "methods": {}}
-    for name in [*options.methods, "baseline"]:
-        rows = [r["baseline"] if name == "baseline" else r["methods"][name] for r in runs]
+    for name in [*options.methods, *BASELINES]:
+        rows = [_row(r, name) for r in runs]
         precisions = [r["precision"] for r in rows]
         out["methods"][name] = {
             "precision": _summary(precisions), "coverage": _summary([r["coverage"] for r in rows]),
@@ -188,7 +227,7 @@ def plot_promise(results: Sequence[dict[str, Any]], path: Path) -> None:
     fig, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4.5), squeeze=False)
     for ax, res in zip(axes[0], results, strict=True):
         for name in res["methods"]:
-            rows = [r["baseline"] if name == "baseline" else r["methods"][name] for r in res["runs"]]
+            rows = [_row(r, name) for r in res["runs"]]
             pts = [(r["coverage"], r["precision"]) for r in rows if r["precision"] is not None]
             if pts:
                 ax.scatter(*zip(*pts, strict=True), label=name, s=18, alpha=0.8)

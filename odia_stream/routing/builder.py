@@ -60,9 +60,11 @@ from odia_stream.routing.snapshot import (
     RouterSnapshot,
     SnapshotInfo,
     TemplateEntry,
+    as_written,
     write_snapshot,
 )
 from odia_stream.settings import ClusteringSettings, OdiaSettings, RouterSettings
+from odia_stream.stats import dominant
 from odia_stream.store import EmbedderMismatchError, EmbedderSpec
 from odia_stream.templates import EntityDictionary, QueryTemplater
 from odia_stream.templates.programs import Program
@@ -165,7 +167,7 @@ def held_out_embeddings(
 
 def classifier_label(
     group: QueryGroup, cluster: Cluster, routable: Callable[[str | None], bool], undecided: str,
-    learns: str = "simple",
+    learns: str = "all",
 ) -> str | None:
     """What stage 2 learns from a group (``learns``: ``router.classifier_learns``).
 
@@ -176,7 +178,7 @@ def classifier_label(
     :data:`COMPLEX` (no call, another function); groups of complex clusters learn ``COMPLEX``.
     """
     label = routing_label(cluster.label, cluster.dominant_function, routable)
-    top = max(sorted(group.function_counts.items()), key=lambda kv: kv[1])[0] if group.function_counts else None
+    top = dominant(group.function_counts)
     if learns == "all":
         return top if label != "complex" and routable(top) else COMPLEX
     if label == "simple":
@@ -269,7 +271,9 @@ def build_snapshot(
     queries_known: tuple[QueryEntry, ...] = ()
     if rs.query_match:
         s0, c0, n0 = leave_one_record_out(groups, routable, z)
-        t_query = choose_threshold(s0, c0, n0, target=target, z=z, min_routed=floor, method=rs.calibration)
+        t_query = as_written(
+            choose_threshold(s0, c0, n0, target=target, z=z, min_routed=floor, method=rs.calibration)
+        )
         queries_known = known_queries(groups, routable, z, t_query.value, rs.max_known_queries)
 
     contexts, catalog, taught = group_context(state, groups)
@@ -279,7 +283,9 @@ def build_snapshot(
     matches = leave_one_out_matches(groups, queries, state.clusters, table, state.labeler, routable, budget)
     everyone = np.ones(len(groups), dtype=bool)
     s1, c1, total = _stage_arrays(matches, groups, everyone)
-    t_match = choose_threshold(s1, c1, total, target=aim, z=z, min_routed=floor, method=rs.calibration)
+    t_match = as_written(
+        choose_threshold(s1, c1, total, target=aim, z=z, min_routed=floor, method=rs.calibration)
+    )
     decided = np.array([m.kind in ("simple", "complex") and m.score >= t_match.value for m in matches])
 
     # Stage 1b: templates.
@@ -289,7 +295,9 @@ def build_snapshot(
         groups, keys, held_keys, pooled, state.labeler, routable, budget, MIN_TEMPLATE_QUERIES
     )
     s2, c2, _ = _stage_arrays(held_t, groups, ~decided)
-    t_template = choose_threshold(s2, c2, total, target=aim, z=z, min_routed=floor, method=rs.calibration)
+    t_template = as_written(
+        choose_threshold(s2, c2, total, target=aim, z=z, min_routed=floor, method=rs.calibration)
+    )
     decided |= np.array([m.kind == "simple" and m.score >= t_template.value for m in held_t]) & ~decided
     programs = live_programs(state, rs, routable)
     templates = []
@@ -317,7 +325,9 @@ def build_snapshot(
         ok = [cls is not None and cls != COMPLEX and routable(cls) for cls in trained.oos_class]
         s3 = np.where(np.array(ok) & ~decided, trained.oos_score, -math.inf)
         c3 = np.array([g.function_counts.get(cls or "", 0) for g, cls in zip(groups, trained.oos_class, strict=True)], float)
-        t_classifier = choose_threshold(s3, c3, total, target=target, z=z, min_routed=floor, method=rs.calibration)
+        t_classifier = as_written(
+            choose_threshold(s3, c3, total, target=target, z=z, min_routed=floor, method=rs.calibration)
+        )
 
     apps = sorted({c.app for c in clusters})
     report = {

@@ -30,7 +30,7 @@ from odia_stream.keys import TemplatedQuery, TemplateKey, template_text
 from odia_stream.labels import WilsonLabeler
 from odia_stream.routing.error_budget import ErrorBudget
 from odia_stream.routing.snapshot import ClusterTable, QueryEntry
-from odia_stream.stats import wilson_lower_bound
+from odia_stream.stats import dominant, wilson_lower_bound
 from odia_stream.templates import EntityDictionary, QueryTemplater, Template, normalize_text, render_template
 
 
@@ -204,11 +204,6 @@ def leave_one_out_templates(
     return out
 
 
-def _dominant(counts: Mapping[str, int]) -> str:
-    """The function called most (ties: alphabetical)."""
-    return min((f for f, n in counts.items() if n > 0), key=lambda f: (-counts[f], f))
-
-
 def leave_one_record_out(
     groups: Sequence[QueryGroup], routable: Callable[[str | None], bool], z: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -231,17 +226,19 @@ def leave_one_record_out(
     total: list[float] = []
     for g in groups:
         n = sum(g.function_counts.values())
-        for f in sorted(g.function_counts):
-            k = g.function_counts[f]
-            if k <= 0:
-                continue
-            rest = dict(g.function_counts)
-            rest[f] -= 1
+        # Functions by (-count, name): leaving out one record of any function but the first keeps
+        # the first dominant; leaving out one of the first's, it keeps it unless the second now
+        # counts more, or as much and comes first alphabetically.
+        ranked = sorted(((f, k) for f, k in g.function_counts.items() if k > 0), key=lambda fk: (-fk[1], fk[0]))
+        for f, k in sorted(ranked):
             score, right = -math.inf, 0.0
             if n > 1:
-                d = _dominant(rest)
+                (top, k_top), second = ranked[0], ranked[1] if len(ranked) > 1 else None
+                d, kept = top, (k_top - 1 if f == top else k_top)
+                if f == top and second is not None and (second[1], top) > (kept, second[0]):
+                    d, kept = second
                 if routable(d):
-                    score = wilson_lower_bound(rest[d], n - 1, z) if z > 0 else rest[d] / (n - 1)
+                    score = wilson_lower_bound(kept, n - 1, z) if z > 0 else kept / (n - 1)
                     right = float(k) if d == f else 0.0
             scores.append(score)
             correct.append(right)
@@ -262,10 +259,13 @@ def known_queries(
         n = sum(g.function_counts.values())
         if n < 2:
             continue
-        d = _dominant(g.function_counts)
+        d = dominant(g.function_counts)
+        if d is None:
+            continue
         k = g.function_counts[d]
-        bound = wilson_lower_bound(k, n, z) if z > 0 else k / n
+        # As a snapshot writes it: compared with a threshold that is written so too (``as_written``).
+        bound = round(wilson_lower_bound(k, n, z) if z > 0 else k / n, 9)
         if routable(d) and bound >= threshold:
-            out.append(QueryEntry(g.scope, g.norm, d, round(bound, 9), n, k))
+            out.append(QueryEntry(g.scope, g.norm, d, bound, n, k))
     out.sort(key=lambda q: (-q.size, q.scope, q.norm))
     return tuple(sorted(out[:limit], key=lambda q: (q.scope, q.norm)))

@@ -22,7 +22,7 @@ import numpy as np
 
 from odia_stream.context import ScopeMode
 from odia_stream.embedding import Embedder
-from odia_stream.keys import TemplatedQuery, TemplateKey, budget_key
+from odia_stream.keys import TemplatedQuery, TemplateKey, budget_key, scope_of
 from odia_stream.normalize import normalize_query
 from odia_stream.routing.builder import budget_of, snapshot_root
 from odia_stream.routing.classifier import COMPLEX
@@ -133,13 +133,12 @@ class Router:
         reason = self.safety.precheck(request)
         return self._large(reason, "safety", t0, 0.0) if reason is not None else None
 
-    def _known(self, request: ServeRequest, prep: PreparedQuery, t0: float) -> Decision | None:
-        """The query match: a known query answered with one function (no embedding needed)."""
+    def _known(self, request: ServeRequest, t0: float) -> Decision | None:
+        """The query match: a known query answered with one function (no templating, no embedding)."""
         if not self._queries:
             return None
-        entry = self._queries.get((prep.scope, normalize_query(request.query)))
-        # Snapshots keep bounds and thresholds to 9 decimals: an entry at its threshold stays known.
-        if entry is None or entry.lower_bound < self.query_threshold - 1e-9:
+        entry = self._queries.get((scope_of(request, self._scope_mode), normalize_query(request.query)))
+        if entry is None or entry.lower_bound < self.query_threshold:
             return None
         return self._finish(request, _Candidate(entry.function, entry.lower_bound, "query", Reason.QUERY_MATCH,
                                                 entry.key), t0, 0.0)
@@ -196,10 +195,10 @@ class Router:
         early = self._precheck(request, t0)
         if early is not None:
             return early
-        prep = self.prepare(request)
-        known = self._known(request, prep, t0)
+        known = self._known(request, t0)
         if known is not None:
             return known
+        prep = self.prepare(request)
         e0 = time.perf_counter()
         vector = self.embedder.embed([prep.text])[0]
         embed_ms = (time.perf_counter() - e0) * 1000.0
@@ -209,14 +208,12 @@ class Router:
         """Route several requests with one embedding batch (each decision reports its share of it)."""
         t0 = time.perf_counter()
         out: list[Decision | None] = [self._precheck(r, t0) for r in requests]
-        prepared: dict[int, PreparedQuery] = {}
         for i, d in enumerate(out):
             if d is None:
-                prepared[i] = self.prepare(requests[i])
-                out[i] = self._known(requests[i], prepared[i], t0)
+                out[i] = self._known(requests[i], t0)
         todo = [i for i, d in enumerate(out) if d is None]
         if todo:
-            preps = [prepared[i] for i in todo]
+            preps = [self.prepare(requests[i]) for i in todo]
             e0 = time.perf_counter()
             vectors = self.embedder.embed([p.text for p in preps])
             embed_ms = (time.perf_counter() - e0) * 1000.0 / len(todo)

@@ -227,6 +227,12 @@ def _threshold_from(d: Mapping[str, Any]) -> Threshold:
     )
 
 
+def as_written(t: Threshold) -> Threshold:
+    """``t`` with its figures as a snapshot writes them (9 decimals): a router built in memory
+    then compares bounds with thresholds exactly as one loaded from disk."""
+    return _threshold_from(_threshold_json(t))
+
+
 def _dump(data: Any) -> bytes:
     return (json.dumps(data, sort_keys=True, ensure_ascii=False, indent=1, allow_nan=False) + "\n").encode("utf-8")
 

@@ -85,6 +85,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, NamedTuple
 
+from odia_stream.stats import dominant as dominant_of
 from odia_stream.stats import wilson_lower_bound, wilson_upper_bound
 
 from .dictionary import EntityDictionary
@@ -258,9 +259,7 @@ class TemplateEvidence:
 
     def dominant(self) -> str | None:
         """The function called most (ties: alphabetical), ``None`` before any call."""
-        if not self.calls:
-            return None
-        return min(self.calls, key=lambda f: (-self.calls[f], f))
+        return dominant_of(self.calls)
 
 
 @dataclass(frozen=True, slots=True)

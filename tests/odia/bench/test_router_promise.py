@@ -41,13 +41,16 @@ def test_repeated_splits_report_the_promise_per_method_beside_the_baseline(
     report = run_router_promise(settings, [sample], tmp_path / "out", PromiseOptions(seeds=2), embedder, console)
     saved = json.loads((tmp_path / "out" / "router_promise.json").read_text(encoding="utf-8"))
     assert saved["datasets"][0]["methods"].keys() == report["datasets"][0]["methods"].keys() == {
-        "grouped", "records", "baseline"}
+        "grouped", "records", "baseline", "baseline@target"}
     res = saved["datasets"][0]
     assert [r["seed"] for r in res["runs"]] == [0, 1]
     for run in res["runs"]:
         assert run["train"] + run["test"] == 300
-        for row in [*run["methods"].values(), run["baseline"]]:
+        for row in [*run["methods"].values(), *run["baselines"].values()]:
             assert 0 <= row["coverage"] <= 1 and (row["precision"] is None or 0 <= row["precision"] <= 1)
+        tuned = run["baselines"]["baseline@target"]
+        assert tuned["precision"] is None or tuned["precision"] >= saved["target_precision"]
+        assert (tuned["cut"] is None) == (tuned["routed"] == 0)
     for m in res["methods"].values():
         assert m["splits"] == 2 and 0 <= m["splits_at_target"] <= m["splits_routing"] <= 2
     assert (tmp_path / "out" / "router_promise.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -62,4 +65,4 @@ def test_repeated_splits_report_the_promise_per_method_beside_the_baseline(
                              PromiseOptions(seeds=1, train_fraction=0.2, methods=("grouped", "records+simple")),
                              embedder, console)
     assert few["datasets"][0]["runs"][0]["train"] < 0.3 * 300
-    assert few["datasets"][0]["methods"].keys() == {"grouped", "records+simple", "baseline"}
+    assert few["datasets"][0]["methods"].keys() == {"grouped", "records+simple", "baseline", "baseline@target"}

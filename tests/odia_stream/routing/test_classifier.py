@@ -126,5 +126,6 @@ def test_classifier_labels_learn_from_simple_clusters_or_every_known_function(
     def routable(fn: str | None) -> bool:
         return fn is not None and fn != NO_CALL and fn != "pay"
 
-    assert classifier_label(group, cluster, routable, "skip") == simple
+    assert classifier_label(group, cluster, routable, "skip", "simple") == simple
+    assert classifier_label(group, cluster, routable, "skip") == every  # the default, as the setting's
     assert classifier_label(group, cluster, routable, "skip", "all") == every

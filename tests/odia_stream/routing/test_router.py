@@ -61,6 +61,14 @@ def test_a_known_query_goes_to_its_function_without_embedding(shop: Built, embed
     entry = known[(seen.scope, seen.norm)]
     assert (d.route, d.reason, d.function, d.stage) == ("small", Reason.QUERY_MATCH, "pay", "query")
     assert d.embed_ms == 0 and d.cluster_id == entry.key and d.score == entry.lower_bound >= r.query_threshold
+    # Nor templated: the match needs only the scope and the normalised query.
+    def no_templating(request: object) -> None:
+        raise AssertionError("a known query was templated")
+
+    r.prepare = no_templating  # type: ignore[method-assign]
+    assert [x.reason for x in (ask(r, seen.query), *r.decide_many([ServeRequest(request_id="m", app=APP, query=seen.query, tools=TOOLS)]))] == [
+        Reason.QUERY_MATCH, Reason.QUERY_MATCH]
+    del r.prepare
     # Spaces and case are normalised, as the learner keys its groups; an unseen query goes on to stage 1.
     assert ask(r, "  " + seen.query.upper() + " ").reason == Reason.QUERY_MATCH
     assert ask(r, "pay 21 dollars to Bob").stage != "query"
