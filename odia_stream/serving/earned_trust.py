@@ -137,14 +137,25 @@ class TrustProber(BackgroundTasks):
             self.metrics.trust_probes.labels(outcome).inc()
 
     def submit(
-        self, request: ServeRequest, prompt: RenderedPrompt, adapter: AdapterRef, large_call: FunctionCall | None
+        self,
+        request: ServeRequest,
+        render: Callable[[], RenderedPrompt | None],
+        adapter: AdapterRef,
+        large_call: FunctionCall | None,
     ) -> bool:
-        """Probe the small model on ``request`` (its function given in ``prompt``) against the large
-        model's ``large_call``, when the request is sampled and the small path is idle. Never blocks;
-        returns whether a probe started."""
-        if prompt.function is None or not self.sampler.sampled(request.request_id):
+        """Probe the small model on ``request`` against the large model's ``large_call``, when the
+        request is sampled and the small path is idle; ``render()`` gives its prompt (its function
+        given; ``None``: it cannot be rendered) and is called only then. Never blocks; returns whether
+        a probe started."""
+        if not self.sampler.sampled(request.request_id):
             return False
-        if self.capacity.admitted > 0 or not self.capacity.try_admit():
+        if self.capacity.admitted > 0:
+            self._count("skipped")
+            return False
+        prompt = render()
+        if prompt is None or prompt.function is None:
+            return False
+        if not self.capacity.try_admit():
             self._count("skipped")
             return False
         self._start(self._probe(request, prompt, adapter, large_call), f"trust-probe-{request.request_id}")

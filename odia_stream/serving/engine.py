@@ -255,9 +255,7 @@ class ServeEngine:
                 return await self._probed_large(request, active, decision, clock)
             reason = FUNCTION_TRUST_EARNED
         try:
-            prompt = render_prompt(
-                request.tools, request.history, request.query, self.settings.prompt, decision.function
-            )
+            prompt = self._render(request, decision.function)
         except (ValueError, ToolSchemaError) as exc:
             return await self._escalate(request, active, clock, Escalation("prompt_error", str(exc)))
         self.recent_prompts.append(prompt)
@@ -270,6 +268,11 @@ class ServeEngine:
             return await self._large(request, active, clock, SMALL_BUSY)
         return await self._small_or_hedged(request, active, decision, clock, prompt, chars, gate.probe, reason)
 
+    def _render(self, request: ServeRequest, function: str | None) -> RenderedPrompt:
+        """The small model's prompt for ``request`` with ``function`` given (raises ``ValueError`` or
+        :class:`ToolSchemaError` when the request's tools cannot be rendered)."""
+        return render_prompt(request.tools, request.history, request.query, self.settings.prompt, function)
+
     async def _probed_large(
         self, request: ServeRequest, active: ActiveVersion, decision: RouteDecision, clock: _Clock
     ) -> ServeResponse:
@@ -277,13 +280,14 @@ class ServeEngine:
         small model is then probed on it in the background, when the small path is idle."""
         response = await self._large(request, active, clock, FUNCTION_NOT_TRUSTED)
         if response.call is not None and active.adapter is not None:
-            try:
-                prompt = render_prompt(
-                    request.tools, request.history, request.query, self.settings.prompt, decision.function
-                )
-            except (ValueError, ToolSchemaError):
-                return response  # the small model could not be asked this one either
-            self.prober.submit(request, prompt, active.adapter, response.call)
+
+            def render() -> RenderedPrompt | None:  # only when a probe will run
+                try:
+                    return self._render(request, decision.function)
+                except (ValueError, ToolSchemaError):
+                    return None  # the small model could not be asked this one either
+
+            self.prober.submit(request, render, active.adapter, response.call)
         return response
 
     async def _small_or_hedged(
