@@ -40,6 +40,7 @@ from odia_stream.embedding import Embedder
 from odia_stream.figures import save_figure
 from odia_stream.labels import NO_CALL
 from odia_stream.routing import Router, build_snapshot, evaluate_decisions, request_of
+from odia_stream.routing.calibration import choose_threshold
 from odia_stream.routing.evaluation import recorded_function
 from odia_stream.routing.lookup import MatrixClusterLookup
 from odia_stream.settings import OdiaSettings
@@ -145,14 +146,12 @@ def best_cut(candidates: Sequence[tuple[float, bool]], target: float) -> tuple[i
     >>> best_cut([(1.0, False)], 0.5)
     (0, 0, None)
     """
-    best: tuple[int, int, float | None] = (0, 0, None)
-    routed = right = 0
-    ranked = sorted(candidates, key=lambda c: -c[0])
-    for i, (score, ok) in enumerate(ranked):
-        routed, right = routed + 1, right + ok
-        if (i + 1 == len(ranked) or ranked[i + 1][0] < score) and right >= target * routed and right > best[0]:
-            best = (right, routed, score)
-    return best
+    if not candidates:
+        return (0, 0, None)
+    scores = [score for score, _ in candidates]
+    cut = choose_threshold(scores, [float(ok) for _, ok in candidates], [1.0] * len(candidates), target=target, z=0)
+    # The lowest passing cut routes the most, and so the most right answers.
+    return (round(cut.correct), round(cut.routed), cut.value) if cut.enabled else (0, 0, None)
 
 
 def _row(run: dict[str, Any], name: str) -> dict[str, Any]:

@@ -118,9 +118,13 @@ class Router:
         return self.snapshot.version
 
     # -- deciding ------------------------------------------------------------------------------
-    def prepare(self, request: ServeRequest) -> PreparedQuery:
-        """The request's scope and its normalised template text (:mod:`odia_stream.keys`, as the learner)."""
-        return TemplatedQuery.of_record(request, self._scope_mode, self._templaters.get(request.app, self._empty_templater))
+    def prepare(self, request: ServeRequest, scope: str | None = None) -> PreparedQuery:
+        """The request's scope and its normalised template text (:mod:`odia_stream.keys`, as the learner);
+        ``scope``: the request's scope where the caller has computed it already."""
+        templater = self._templaters.get(request.app, self._empty_templater)
+        if scope is None:
+            return TemplatedQuery.of_record(request, self._scope_mode, templater)
+        return TemplatedQuery.of(request.app, scope, templater.template(request.query))
 
     def _large(self, reason: Reason, stage: Stage, t0: float, embed_ms: float, function: str | None = None,
                score: float | None = None, key: str | None = None) -> Decision:
@@ -133,11 +137,11 @@ class Router:
         reason = self.safety.precheck(request)
         return self._large(reason, "safety", t0, 0.0) if reason is not None else None
 
-    def _known(self, request: ServeRequest, t0: float) -> Decision | None:
+    def _known(self, request: ServeRequest, scope: str, t0: float) -> Decision | None:
         """The query match: a known query answered with one function (no templating, no embedding)."""
         if not self._queries:
             return None
-        entry = self._queries.get((scope_of(request, self._scope_mode), normalize_query(request.query)))
+        entry = self._queries.get((scope, normalize_query(request.query)))
         if entry is None or entry.lower_bound < self.query_threshold:
             return None
         return self._finish(request, _Candidate(entry.function, entry.lower_bound, "query", Reason.QUERY_MATCH,
@@ -195,10 +199,11 @@ class Router:
         early = self._precheck(request, t0)
         if early is not None:
             return early
-        known = self._known(request, t0)
+        scope = scope_of(request, self._scope_mode)
+        known = self._known(request, scope, t0)
         if known is not None:
             return known
-        prep = self.prepare(request)
+        prep = self.prepare(request, scope)
         e0 = time.perf_counter()
         vector = self.embedder.embed([prep.text])[0]
         embed_ms = (time.perf_counter() - e0) * 1000.0
@@ -208,12 +213,14 @@ class Router:
         """Route several requests with one embedding batch (each decision reports its share of it)."""
         t0 = time.perf_counter()
         out: list[Decision | None] = [self._precheck(r, t0) for r in requests]
+        scopes: dict[int, str] = {}
         for i, d in enumerate(out):
             if d is None:
-                out[i] = self._known(requests[i], t0)
+                scopes[i] = scope_of(requests[i], self._scope_mode)
+                out[i] = self._known(requests[i], scopes[i], t0)
         todo = [i for i, d in enumerate(out) if d is None]
         if todo:
-            preps = [self.prepare(requests[i]) for i in todo]
+            preps = [self.prepare(requests[i], scopes[i]) for i in todo]
             e0 = time.perf_counter()
             vectors = self.embedder.embed([p.text for p in preps])
             embed_ms = (time.perf_counter() - e0) * 1000.0 / len(todo)
