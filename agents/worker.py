@@ -12,7 +12,7 @@ from agents.metrics import start_ingest_metrics
 from agents.offset_resets import install_out_of_range_alarm
 from kafka_runtime.idle_pacing import pace_aiokafka_fetches
 from kafka_runtime.topics import ensure_topics
-from odia_stream.clustering.factory import open_learner
+from odia_stream.clustering.factory import open_embedder, open_learner
 from odia_stream.settings import OdiaSettings, get_settings
 
 
@@ -20,9 +20,10 @@ def build_worker(settings: OdiaSettings, loglevel: str = "info") -> tuple[faust.
     """Create topics if missing, open the learner (loads the embedder) and build the worker."""
     ensure_topics(settings.kafka, settings.topics.all())
     pace_aiokafka_fetches(settings.kafka.idle_backoff_ms)
-    # Leave the event loop a core: torch's OpenMP workers otherwise spin against it.
-    set_torch_threads(settings.embedding.threads_in_worker())
-    learner = open_learner(settings)
+    # Leave the event loop a core: torch's OpenMP workers (and BLAS threads) otherwise spin against it.
+    threads = settings.embedding.threads_in_worker()
+    set_torch_threads(threads)
+    learner = open_learner(settings, embedder=open_embedder(settings, threads=threads))
     app = create_app(settings)
     service = IngestService(app, settings, learner)
     alarm = install_out_of_range_alarm(AUTO_OFFSET_RESET)

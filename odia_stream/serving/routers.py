@@ -26,7 +26,7 @@ def router_loader_for(settings: OdiaSettings) -> RouterLoader:
 
         with lock:
             if not embedder:
-                embedder.append(open_embedder(settings))
+                embedder.append(open_embedder(settings, threads=settings.embedding.router_threads))
             return open_router(settings, version=version, embedder=embedder[0])
 
     return load

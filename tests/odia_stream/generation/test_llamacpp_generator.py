@@ -106,6 +106,11 @@ async def test_system_message_states_are_restored_and_change_nothing(generator: 
     # Each system message again after the other one: its state is restored, not evaluated again.
     again = [(await generator.generate([asked(system, QUERIES[2])]))[0].text for system in (SYSTEM, other)]
     assert again == first and generator.prefix_states.hits == hits + 2
+    # Each system message's own token ids are worked out once and kept, and they begin its prompt.
+    kept = getattr(generator, "_system_cache")
+    assert {SYSTEM, other} <= set(kept)
+    ids, system = getattr(generator, "_prompt_ids")(asked(other, QUERIES[2]))
+    assert system == len(kept[other]) and ids[:system] == kept[other]
     # Without kept states (and after a switch of system message) the answers are the same.
     generator.prefix_states.capacity, saved = 0, generator.prefix_states.capacity
     try:
