@@ -44,7 +44,7 @@ def plot_report(reports: dict[str, dict[str, Any]], path: Path) -> None:
         ):
             ax = axes[row][col]
             values = [report["variants"][v][key] for v in variants]
-            bars = ax.barh(variants, values, color=["#2a7" if v == "all_on" else "#888" for v in variants])
+            bars = ax.barh(variants, values, color=["#2a7" if v == "default" else "#888" for v in variants])
             ax.bar_label(
                 bars, labels=[f"{x:.0f}" if x >= 100 else f"{x:.1f}" for x in values], padding=2, fontsize=8
             )

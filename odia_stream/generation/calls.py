@@ -34,7 +34,7 @@ def request_for(prompt: RenderedPrompt, adapter: AdapterRef | None, max_new_toke
     """The generation request of ``prompt`` (constrained to its output schema where the backend can).
 
     ``max_new_tokens``: the caller's limit (serving and evaluation pass theirs; ``None`` leaves it
-    to the backend's default). With the function given (format 2) the limit is at most what the
+    to the backend's default). With the function given (formats 2 and 4) the limit is at most what the
     argument schema can need (:func:`~odia_stream.generation.json_stop.arguments_token_budget`).
     """
     if prompt.function is not None:

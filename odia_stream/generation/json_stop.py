@@ -1,6 +1,6 @@
 """Where a generated JSON object ends, and how many tokens an arguments object may need.
 
-The small model's output is one JSON object (a call, or in prompt format 2 only its arguments).
+The small model's output is one JSON object (a call, or with the function given only its arguments).
 A backend without a grammar stops at the end-of-turn token; :func:`json_object_end` lets it stop
 as soon as the object closes instead (a model that goes on writing after the closing brace costs
 a decode step per token). :func:`arguments_token_budget` bounds the generation by what the

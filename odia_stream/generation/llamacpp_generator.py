@@ -12,10 +12,13 @@ at run time, so a hot swap loads a few megabytes and never reloads the base mode
 Decoding is greedy, one request at a time on one context (with a 135M model a request takes a
 few hundred milliseconds, and the cores are used by each forward pass):
 
-- the prompt's longest prefix already in the KV cache (same adapter) is not evaluated again, and
-  the KV state of each recent system message (a prompt-format-2 system message is the same for
-  every request of a function) is kept (``llamacpp.prefix_states``) and restored in about a
-  millisecond, so a request evaluates only its own query, whichever function came before it;
+- the system message is evaluated once: its KV state (with the function given, the system
+  message is the same for every request of a function) is kept (``llamacpp.prefix_states``) and
+  restored in about a millisecond, or reused where the KV cache holds it already, so a request
+  evaluates only the rest of its prompt, whichever function came before it. That rest is always
+  evaluated from the system message's end, and a system message always from the start: llama.cpp's
+  logits differ in their last bits with where a batch starts, which can flip a greedy near-tie, so
+  an answer never depends on which request came before it;
 - with ``json_schema`` and ``llamacpp.grammar`` on, the output is held to the schema by a
   llama.cpp grammar. The token the model prefers is checked against the grammar first; only
   when the grammar refuses it is the whole vocabulary filtered (filtering every step cost more
@@ -302,7 +305,7 @@ class LlamaCppGenerator(WorkerThreadGenerator[_Adapter]):
 
     def _system_ids(self, content: str) -> list[int]:
         """The token ids of a system message alone through the chat template (kept per text: in
-        prompt format 2 and 3 every request of a function has the same one)."""
+        with the function given, every request of a function has the same one)."""
         ids = self._system_cache.get(content)
         if ids is None:
             head = self._tokenizer.apply_chat_template([{"role": "system", "content": content}], tokenize=False)
@@ -315,30 +318,31 @@ class LlamaCppGenerator(WorkerThreadGenerator[_Adapter]):
         return ids
 
     def _evaluate_prompt(self, ids: list[int], system: int) -> None:
-        """Bring the KV cache to ``ids``: keep the longest cached prefix, restore the system
-        message's kept state when the cache holds less than it, evaluate the rest."""
+        """Bring the KV cache to ``ids``: keep the system message where the cache holds it, else
+        restore its kept state or evaluate it from the start; then evaluate the rest (the same
+        batches for the same prompt, whatever was served before: see the module docstring)."""
         keep = 0
-        for a, b in zip(self._cached, ids):
+        for a, b in zip(self._cached, ids[:system]):
             if a != b:
                 break
             keep += 1
         if system > keep:
             state = self.prefix_states.get(self._active, ids[:system])
+            restored = False
             if state is not None:
                 self._llm._ctx.kv_cache_clear()
-                if self._lib.llama_state_seq_set_data(self._ctx, state, len(state), 0) == len(state):
-                    keep = system
-                    self._cached = ids[:system]
-                else:  # the state does not fit this context any more: evaluate from scratch
-                    keep = 0
-                    self._cached = []
+                self._cached = []
+                # A state that no longer fits this context is not restored: evaluated below instead.
+                restored = self._lib.llama_state_seq_set_data(self._ctx, state, len(state), 0) == len(state)
+            if restored:
+                self._cached = ids[:system]
             else:
-                self._extend(ids[:system], keep)
+                self._extend(ids[:system], 0)
                 size = self._lib.llama_state_seq_get_size(self._ctx, 0)
                 saved = (ctypes.c_uint8 * size)()
                 if self._lib.llama_state_seq_get_data(self._ctx, saved, size, 0) == size:
                     self.prefix_states.put(self._active, ids[:system], saved)
-                keep = system
+            keep = system
         self._extend(ids, min(keep, len(ids) - 1))  # the last prompt token is evaluated again for its logits
 
     def _extend(self, ids: list[int], keep: int) -> None:

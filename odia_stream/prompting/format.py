@@ -5,12 +5,12 @@ tools (compact lines or full JSON schemas) and the output instruction, then up t
 ``max_history_turns`` recent turns (earlier calls written as the model writes calls, tool
 results as user text), then the query.
 
-When the function is given (``function_given``, format 2: the router has chosen it, and the
+When the function is given (``function_given``, formats 2 and 4: the router has chosen it, and the
 trainer renders each example with its own function), the system message shows only that
 function and the output is only its arguments object, ``{"<argument>":<value>}``, constrained to
 that function's argument schema. The system message then depends on the function alone (and on
 the conversation's system context), so an engine can reuse its cached prefix for every request
-of that function. Otherwise (format 1) the output is the call as compact JSON,
+of that function. Otherwise (formats 1 and 3) the output is the call as compact JSON,
 
 * ``no_output_prefix`` on: ``{"<function>":{<arguments>}}``: the text starts with the call
   itself, without a ``<tool_call>`` wrapper and without the constant ``{"name":`` /
@@ -19,9 +19,10 @@ of that function. Otherwise (format 1) the output is the call as compact JSON,
 * off: ``<tool_call>\\n{"name":"<function>","arguments":{<arguments>}}\\n</tool_call>`` (the
   usual function-calling format: the baseline of the token measurements).
 
-With ``alias_arguments`` argument names are single-token aliases in prompt and output, and
-:func:`parse_output` maps them back. Changing any text here changes what adapters were trained
-on: bump :data:`PROMPT_FORMAT_VERSION` when you do.
+With ``alias_arguments`` (formats 1 and 2) argument names are single-token aliases in prompt and
+output, and :func:`parse_output` maps them back; by default (formats 3 and 4) they are written as
+declared, which a small model maps to the query far better. Changing any text here changes what
+adapters were trained on: bump :data:`PROMPT_FORMAT_VERSION` when you do.
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ from odia_stream.settings import PromptSettings
 from schemas import ChatMessage, FunctionCall, ToolSpec
 
 #: Version of the prompt/output text format of the default settings (recorded with every trained
-#: adapter; serving refuses an adapter trained on another format). 2: the function is given.
-PROMPT_FORMAT_VERSION = 2
+#: adapter; serving refuses an adapter trained on another format). 1: the model chooses the function,
+#: arguments under aliases; 2: the function is given, aliases; 3: the model chooses, arguments under
+#: their declared names; 4: the function is given, declared names (the default).
+PROMPT_FORMAT_VERSION = 4
 
 #: The prompt options are the ``prompt`` settings group.
 PromptOptions = PromptSettings
@@ -105,18 +108,18 @@ class RenderedPrompt:
     output_schema: dict[str, Any]
     options: PromptOptions
     tools: tuple[ToolSpec, ...]
-    #: The given function (format 2): the output is only its arguments object.
+    #: The given function (formats 2 and 4): the output is only its arguments object.
     function: str | None = None
 
     @property
     def style(self) -> CallStyle:
-        """How calls are written in this prompt's format (history calls; the output too in format 1)."""
+        """How calls are written in this prompt's format (history calls; the output too when the model chooses)."""
         return call_style(self.options)
 
     @property
     def format_version(self) -> int:
-        """The prompt format this prompt is in (2: the function is given, 1: the model chooses it)."""
-        return 2 if self.function is not None else 1
+        """The prompt format this prompt is in (see :data:`PROMPT_FORMAT_VERSION`)."""
+        return _format_version(self.function is not None, self.options.alias_arguments)
 
     @property
     def chars(self) -> int:
@@ -129,9 +132,14 @@ def call_style(options: PromptOptions) -> CallStyle:
     return "keyed" if options.no_output_prefix else "wrapped"
 
 
+def _format_version(given: bool, aliased: bool) -> int:
+    return (2 if given else 1) + (0 if aliased else 2)
+
+
 def prompt_format_version(options: PromptOptions) -> int:
-    """The prompt format that ``options`` train and serve in (what an adapter records)."""
-    return 2 if options.function_given else 1
+    """The prompt format that ``options`` train and serve in (what an adapter records; see
+    :data:`PROMPT_FORMAT_VERSION`)."""
+    return _format_version(options.function_given, options.alias_arguments)
 
 
 def _dumps(value: Any) -> str:
@@ -232,8 +240,8 @@ def render_prompt(
 
     ``function``: the function the call must be (the router's choice; the record's own function
     in training). With ``options.function_given`` the prompt then shows only that function and
-    the output is its arguments object (format 2); without a function, or with the option off,
-    every offered tool is shown and the model chooses (format 1).
+    the output is its arguments object (formats 2 and 4); without a function, or with the option
+    off, every offered tool is shown and the model chooses (formats 1 and 3).
 
     Raises ``ValueError`` for an empty query or a given function that is not offered, and
     ``ToolSchemaError`` when no tool is offered or a tool's schema is unusable.
@@ -259,7 +267,7 @@ def render_prompt(
 
 def render_target(call: FunctionCall, prompt: RenderedPrompt) -> str:
     """The completion the model is trained to write for ``call`` (aliased, compact JSON): the call
-    (format 1) or only its arguments object (format 2).
+    (the model chooses) or only its arguments object (the function given).
 
     Raises ``ValueError`` when the function is not offered (or not the given one) or an argument
     is not declared.
@@ -287,12 +295,13 @@ def _snippet(text: str, limit: int = 80) -> str:
 
 
 def parse_output(text: str, prompt: RenderedPrompt) -> FunctionCall:
-    """The call in the model's ``text``, argument aliases mapped back (in format 2 the text is the
-    given function's arguments object).
+    """The call in the model's ``text``, argument aliases mapped back (with the function given the
+    text is the given function's arguments object).
 
     A ``<tool_call>`` wrapper is accepted in either style. Raises :class:`OutputParseError` when
-    the text is not exactly one JSON call (format 2: one JSON object) in the prompt's style. Whether the call fits the
-    offered tools is :func:`~odia_stream.evaluation.validate_call`'s question.
+    the text is not exactly one JSON call (the function given: one JSON object) in the prompt's
+    style. Whether the call fits the offered tools is
+    :func:`~odia_stream.evaluation.validate_call`'s question.
     """
     body = text.strip()
     if body.startswith(WRAP_OPEN):

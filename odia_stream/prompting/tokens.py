@@ -54,10 +54,12 @@ def output_tokens(text: str, tokenizer: Tokenizer) -> int:
 
 
 def option_variants(base: PromptOptions | None = None) -> dict[str, PromptOptions]:
-    """``all_on``, ``all_off`` and ``without_<option>`` per saving option (other fields from ``base``)."""
+    """``default`` (``base`` itself), ``all_on``, ``all_off`` and ``without_<option>`` per saving
+    option (other fields from ``base``)."""
     base = base or PromptOptions()
     on = {name: True for name in SAVING_OPTIONS}
     variants = {
+        "default": base,
         "all_on": base.model_copy(update=on),
         "all_off": base.model_copy(update={name: False for name in SAVING_OPTIONS}),
     }

@@ -161,7 +161,8 @@ class HotSwapper:
             return outcome(
                 "failed",
                 f"adapter {update.version} was trained on prompt format {update.prompt_format}, and this "
-                f"serving renders format {expected} (ODIA_PROMPT__FUNCTION_GIVEN={expected == 2}): a model "
+                f"serving renders format {expected} (ODIA_PROMPT__FUNCTION_GIVEN={self.prompt_options.function_given}, "
+                f"ODIA_PROMPT__ALIAS_ARGUMENTS={self.prompt_options.alias_arguments}): a model "
                 "would be asked in a format it never saw; train it again with these settings",
             )
         try:

@@ -54,7 +54,7 @@ class EvalReport:
 
 
 def record_prompt(record: TrainingRecord, options: PromptOptions) -> RenderedPrompt:
-    """The serving prompt of ``record``: its function given, as the router gives it (format 2)."""
+    """The serving prompt of ``record``: its function given, as the router gives it (formats 2 and 4)."""
     return render_prompt(record.tools, record.history, record.query, options, record.call.name)
 
 
@@ -87,7 +87,7 @@ async def evaluate_generator(
     examples: list[dict[str, str]] = []
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
-        # The record's function is given, as the router gives it in serving (format 2).
+        # The record's function is given, as the router gives it in serving (formats 2 and 4).
         prompts = [record_prompt(r, options) for r in chunk]
         results = await generator.generate([request_for(p, adapter, max_new_tokens) for p in prompts])
         for record, prompt, result in zip(chunk, prompts, results, strict=True):

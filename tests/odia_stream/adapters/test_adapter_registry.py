@@ -193,7 +193,7 @@ def test_model_update_carries_the_entry(registry: AdapterRegistry, tmp_path: Pat
     assert path_from_uri(update.adapter_uri) == a.path.resolve()
     assert ModelUpdate.model_validate_json(update.model_dump_json()) == update
     # The prompt format it was trained on travels with it; records from before the field read as 1.
-    assert a.prompt_format == update.prompt_format == PROMPT_FORMAT_VERSION == 2
+    assert a.prompt_format == update.prompt_format == PROMPT_FORMAT_VERSION == 4
     old = json.loads(update.model_dump_json())
     del old["prompt_format"]
     assert ModelUpdate.model_validate(old).prompt_format == 1

@@ -51,7 +51,7 @@ def test_target_round_trips_and_fits_the_output_schema(
         prompt, target = prompting.render_record(ev, options)
         assert prompting.parse_output(target, prompt) == call, (ev.event_id, target)
         assert prompt.format_version == prompting.prompt_format_version(options)
-        if options.function_given:  # format 2: only the arguments object, whatever the call style
+        if options.function_given:  # formats 2 and 4: only the arguments object, whatever the call style
             obj = written = json.loads(target)
         else:
             body = target.removeprefix("<tool_call>\n").removesuffix("\n</tool_call>")
@@ -138,7 +138,7 @@ def test_aliases_are_single_tokens_of_the_small_model(
 ) -> None:
     seen: set[str] = set()
     for ev in records:
-        prompt = prompting.render_prompt(ev.tools, ev.history, ev.query, PromptOptions())
+        prompt = prompting.render_prompt(ev.tools, ev.history, ev.query, PromptOptions(alias_arguments=True))
         for fn in prompt.aliases.functions:
             mapping = prompt.aliases.mapping(fn)
             assert len(set(mapping.values())) == len(mapping)
@@ -191,7 +191,7 @@ def test_malformed_output_raises_a_clear_error(
     snips_events: list[FCLogEvent], text: str, message: str
 ) -> None:
     ev = snips_events[0]
-    prompt = prompting.render_prompt(ev.tools, [], ev.query, PromptOptions())
+    prompt = prompting.render_prompt(ev.tools, [], ev.query, PromptOptions(alias_arguments=True))
     assert prompt.aliases.alias("GetWeather", "city") == "a"
     with pytest.raises(OutputParseError, match=message):
         prompting.parse_output(text, prompt)
@@ -199,8 +199,8 @@ def test_malformed_output_raises_a_clear_error(
 
 def test_parsing_in_each_style(snips_events: list[FCLogEvent]) -> None:
     ev = snips_events[0]
-    keyed = prompting.render_prompt(ev.tools, [], ev.query, PromptOptions())
-    wrapped = prompting.render_prompt(ev.tools, [], ev.query, PromptOptions(no_output_prefix=False))
+    keyed = prompting.render_prompt(ev.tools, [], ev.query, PromptOptions(alias_arguments=True))
+    wrapped = prompting.render_prompt(ev.tools, [], ev.query, PromptOptions(no_output_prefix=False, alias_arguments=True))
     want = FunctionCall(name="GetWeather", arguments={"city": "Paris"})
     assert prompting.parse_output(' {"GetWeather":{"a":"Paris"}}\n', keyed) == want
     assert prompting.parse_output('<tool_call>\n{"GetWeather":{"a":"Paris"}}\n</tool_call>', keyed) == want
@@ -236,7 +236,11 @@ def test_with_the_function_given_the_prompt_shows_it_alone_and_its_system_part_i
     records: list[FCLogEvent], snips_events: list[FCLogEvent]
 ) -> None:
     options = PromptOptions()
-    assert options.function_given and prompting.prompt_format_version(options) == prompting.PROMPT_FORMAT_VERSION == 2
+    assert options.function_given and prompting.prompt_format_version(options) == prompting.PROMPT_FORMAT_VERSION == 4
+    # Each combination of "function given" and "aliased names" is its own version (adapters record it).
+    versions = {prompting.prompt_format_version(PromptOptions(function_given=g, alias_arguments=a))
+                for g in (True, False) for a in (True, False)}
+    assert versions == {1, 2, 3, 4}
     by_function: dict[str, list[dict[str, str]]] = {}
     for ev in records:
         assert ev.call is not None
@@ -261,16 +265,20 @@ def test_with_the_function_given_the_prompt_shows_it_alone_and_its_system_part_i
     ev = next(e for e in snips_events if e.call and e.call.name == "PlayMusic")
     one = prompting.render_prompt(ev.tools, [], ev.query, options, "PlayMusic")
     every = prompting.render_prompt(ev.tools, [], ev.query, options)
-    assert every.format_version == 1 and len(one.messages[0]["content"]) * 3 < len(every.messages[0]["content"])
+    assert every.format_version == 3 and len(one.messages[0]["content"]) * 3 < len(every.messages[0]["content"])
 
 
 def test_with_the_function_given_the_output_is_its_arguments_only(snips_events: list[FCLogEvent]) -> None:
     ev = snips_events[0]
-    prompt = prompting.render_prompt(ev.tools, [], ev.query, PromptOptions(), "GetWeather")
+    prompt = prompting.render_prompt(ev.tools, [], ev.query, PromptOptions(alias_arguments=True), "GetWeather")
     assert prompt.function == "GetWeather" and prompt.format_version == 2
     want = FunctionCall(name="GetWeather", arguments={"city": "Paris"})
     assert prompting.render_target(want, prompt) == '{"a":"Paris"}'
     assert prompting.parse_output(' {"a":"Paris"}\n', prompt) == want
+    # By default the arguments keep their declared names (format 4).
+    named = prompting.render_prompt(ev.tools, [], ev.query, PromptOptions(), "GetWeather")
+    assert named.format_version == 4 and prompting.render_target(want, named) == '{"city":"Paris"}'
+    assert prompting.parse_output('{"city":"Paris"}', named) == want and "\n city:" in named.messages[0]["content"]
     assert prompting.parse_output("{}", prompt) == FunctionCall(name="GetWeather")
     # A format-1 call is read as an undeclared argument, which validation refuses (escalated).
     keyed = prompting.parse_output('{"GetWeather":{"a":"Paris"}}', prompt)
@@ -283,4 +291,4 @@ def test_with_the_function_given_the_output_is_its_arguments_only(snips_events: 
         prompting.render_prompt(ev.tools, [], ev.query, PromptOptions(), "Nope")
     # With the option off the function is not given: the model chooses among every tool.
     off = prompting.render_prompt(ev.tools, [], ev.query, PromptOptions(function_given=False), "GetWeather")
-    assert off.function is None and off.format_version == 1
+    assert off.function is None and off.format_version == 3

@@ -26,6 +26,9 @@ def test_each_option_saves_tokens_where_it_should(sample: list[FCLogEvent], smal
     v = report["variants"]
     assert report["records"] == len(sample)
     on, off = v["all_on"], v["all_off"]
+    # The default writes arguments under their declared names: aliases are a saving it leaves off.
+    assert v["default"] == {**v["without_alias_arguments"], "options": v["default"]["options"]}
+    assert v["default"]["options"] == {**on["options"], "alias_arguments": False}
     assert on["prompt_tokens_mean"] < 0.8 * off["prompt_tokens_mean"]
     assert on["output_tokens_mean"] < 0.8 * off["output_tokens_mean"]
     # Compact schemas shorten the prompt, not the output.

@@ -96,10 +96,13 @@ async def test_a_failed_verification_keeps_the_current_version(
     # An adapter trained on the old prompt format (the model chose the function) is refused, not misused.
     old_format = await swapper.apply(_update(v2, prompt_format=1))
     assert old_format.status == "failed" and "trained on prompt format 1" in old_format.reason
-    assert "renders format 2" in old_format.reason
+    assert "renders format 4" in old_format.reason and "ALIAS_ARGUMENTS=False" in old_format.reason
+    # So is one trained with aliased argument names (format 2) under the declared-names default.
+    aliased = await swapper.apply(_update(v2, prompt_format=2))
+    assert aliased.status == "failed" and "trained on prompt format 2" in aliased.reason
     assert versions.current.adapter_version == v1.version
     assert hf_generator.loaded_versions() == [v1.version]
-    assert metrics.value("odia_serving_swaps_total", {"status": "failed"}) == 4
+    assert metrics.value("odia_serving_swaps_total", {"status": "failed"}) == 5
     assert metrics.value("odia_serving_swaps_total", {"status": "ignored"}) == 1
     again = await swapper.apply(_update(v1))
     assert again.status == "unchanged"
