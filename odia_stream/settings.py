@@ -196,6 +196,7 @@ class EmbeddingSettings(BaseModel):
     #: One: a second thread saves nothing on one short query, and a thread that waits for a core
     #: another process holds is what makes the tail. Measured with the ingest worker embedding
     #: beside it on two cores: decision p99 119-136 ms with two threads, 12-13 ms with one.
+    #: ``None``: every core.
     router_threads: int | None = Field(default=1, ge=1)
 
     def threads_in_worker(self) -> int:
@@ -431,9 +432,9 @@ class PromptSettings(BaseModel):
     function_given: bool = True
     #: Recent conversation turns (a user message and what followed it) kept in the prompt.
     max_history_turns: int = Field(default=3, ge=0)
-    #: Decoding budget with the function given: the output may take what the function's argument schema needs, with
-    #: this many tokens per free-string value (``odia_stream.generation.json_stop``); never more than
-    #: the backend's ``max_new_tokens``.
+    #: Decoding budget with the function given: the output may take what the function's argument
+    #: schema needs, with this many tokens per free-string value (``odia_stream.generation.json_stop``);
+    #: never more than the backend's ``max_new_tokens``.
     string_value_tokens: int = Field(default=48, ge=1)
     #: With compact schemas: descriptions longer than this are cut at a word boundary (0 = never cut).
     #: 32 keeps a short gloss per tool and argument: SNIPS prompts ~1.8k → ~0.65k tokens (measured).

@@ -70,7 +70,7 @@ __all__ = ["LlamaCppGenerator", "llamacpp_available"]
 
 log = logging.getLogger(__name__)
 _WARMUP_MESSAGES = ({"role": "user", "content": "hi"},)
-#: System messages whose token ids are kept (one per function in prompt formats 2 and 3).
+#: System messages whose token ids are kept (with the function given, one per function).
 _SYSTEM_CACHE_ENTRIES = 256
 #: The numpy view of llama.cpp's ``llama_token_data`` (id, logit, p).
 _TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
@@ -304,8 +304,8 @@ class LlamaCppGenerator(WorkerThreadGenerator[_Adapter]):
         return ids, len(prefix) if len(prefix) < len(ids) and ids[: len(prefix)] == prefix else 0
 
     def _system_ids(self, content: str) -> list[int]:
-        """The token ids of a system message alone through the chat template (kept per text: in
-        with the function given, every request of a function has the same one)."""
+        """The token ids of a system message alone through the chat template (kept per text: with
+        the function given, every request of a function has the same one)."""
         ids = self._system_cache.get(content)
         if ids is None:
             head = self._tokenizer.apply_chat_template([{"role": "system", "content": content}], tokenize=False)
